@@ -1,0 +1,58 @@
+//! Master-key authentication. Keys are compared in constant time and never
+//! logged.
+
+use ferrolite_types::Secret;
+use subtle::ConstantTimeEq;
+
+use crate::GatewayError;
+
+/// Header names a gateway key is accepted in, besides `Authorization: Bearer`.
+pub const KEY_HEADERS: &[&str] =
+    &["x-litellm-api-key", "x-api-key", "api-key", "x-goog-api-key", "ocp-apim-subscription-key"];
+
+/// Check a presented key against the master key. With no master key
+/// configured every request is allowed (the server warns at startup).
+pub fn check(master: Option<&Secret>, presented: Option<&str>) -> Result<(), GatewayError> {
+    let Some(master) = master else { return Ok(()) };
+    let Some(presented) = presented else {
+        return Err(GatewayError::Unauthorized("Authentication Error, No api key passed in.".into()));
+    };
+    if bool::from(presented.as_bytes().ct_eq(master.expose().as_bytes())) {
+        Ok(())
+    } else {
+        Err(GatewayError::Unauthorized(
+            "Authentication Error, Invalid proxy server token passed. Received API Key = sk-...redacted".into(),
+        ))
+    }
+}
+
+/// Extract the bearer token from an `Authorization` header value.
+pub fn bearer(value: &str) -> &str {
+    let v = value.trim();
+    match v.get(..7) {
+        Some(p) if p.eq_ignore_ascii_case("bearer ") => v[7..].trim(),
+        _ => v,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn master_key_check() {
+        let m = Secret::new("sk-master-1");
+        assert!(check(Some(&m), Some("sk-master-1")).is_ok());
+        assert_eq!(check(Some(&m), Some("sk-master-2")).unwrap_err().status(), 401);
+        assert_eq!(check(Some(&m), None).unwrap_err().to_string(), "Authentication Error, No api key passed in.");
+        assert!(check(None, None).is_ok());
+        assert!(!check(Some(&m), Some("sk-master-2")).unwrap_err().to_string().contains("sk-master"));
+    }
+
+    #[test]
+    fn bearer_prefix_is_case_insensitive() {
+        assert_eq!(bearer("Bearer sk-1"), "sk-1");
+        assert_eq!(bearer("bearer  sk-1 "), "sk-1");
+        assert_eq!(bearer("sk-1"), "sk-1");
+    }
+}

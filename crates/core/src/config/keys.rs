@@ -1,0 +1,128 @@
+//! Which config keys this version acts on. Everything else found in a config
+//! is collected and reported in one startup warning: real LiteLLM configs
+//! carry many keys, and silently ignoring one would hide a behaviour the
+//! user expects, while refusing to start would block the switch.
+
+use serde_json::{Map, Value};
+
+pub(crate) const TOP_LEVEL: &[&str] =
+    &["model_list", "litellm_settings", "general_settings", "router_settings", "environment_variables", "include"];
+
+pub(crate) const LITELLM_IMPL: &[&str] = &["drop_params", "num_retries", "request_timeout", "json_logs", "set_verbose"];
+
+pub(crate) const GENERAL_IMPL: &[&str] = &["master_key", "max_request_size_mb"];
+
+pub(crate) const ROUTER_IMPL: &[&str] =
+    &["routing_strategy", "model_group_alias", "num_retries", "timeout", "stream_timeout", "retry_after"];
+
+/// `litellm_params` keys the gateway acts on.
+pub(crate) const PARAMS_IMPL: &[&str] = &[
+    "model",
+    "custom_llm_provider",
+    "api_key",
+    "api_base",
+    "api_version",
+    "organization",
+    "timeout",
+    "stream_timeout",
+    "max_retries",
+    "extra_headers",
+    "headers",
+    "rpm",
+    "tpm",
+    "weight",
+    "order",
+    "mock_response",
+];
+
+/// `litellm_params` keys that configure LiteLLM itself rather than the model
+/// call: never forwarded upstream as request parameters. Those not in
+/// [`PARAMS_IMPL`] are reported as not implemented.
+pub(crate) const PARAMS_INTERNAL: &[&str] = &[
+    "responses_api_version",
+    "use_chat_completions_api",
+    "litellm_credential_name",
+    "itpm",
+    "otpm",
+    "tpd",
+    "rpd",
+    "daily_reset_time",
+    "max_parallel_requests",
+    "tags",
+    "tag_regex",
+    "region_name",
+    "default_api_key_tpm_limit",
+    "default_api_key_rpm_limit",
+    "max_budget",
+    "budget_duration",
+    "timeout_by_service_tier",
+    "stream_timeout_by_service_tier",
+    "keepalive_seconds",
+    "drop_params",
+    "additional_drop_params",
+    "merge_reasoning_content_in_choices",
+    "thought_signature_in_tool_call_id",
+    "configurable_clientside_auth_params",
+    "tenant_id",
+    "client_id",
+    "client_secret",
+    "azure_ad_token",
+    "azure_scope",
+    "azure_username",
+    "azure_password",
+    "vertex_project",
+    "vertex_location",
+    "vertex_credentials",
+    "aws_access_key_id",
+    "aws_secret_access_key",
+    "aws_session_token",
+    "aws_region_name",
+    "aws_role_name",
+    "aws_session_name",
+    "aws_profile_name",
+    "aws_web_identity_token",
+    "aws_sts_endpoint",
+    "aws_bedrock_runtime_endpoint",
+    "watsonx_region_name",
+    "input_cost_per_token",
+    "output_cost_per_token",
+    "input_cost_per_second",
+    "output_cost_per_second",
+    "cache_read_input_token_cost",
+    "cache_creation_input_token_cost",
+    "mock_timeout",
+    "auto_router_config",
+    "complexity_router_config",
+    "adaptive_router_config",
+    "quality_router_config",
+    "use_in_pass_through",
+    "use_litellm_proxy",
+    "litellm_trace_id",
+];
+
+/// How a key is handled, for `docs/config.md` and tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyStatus {
+    Implemented,
+    NotImplemented,
+}
+
+/// The implemented keys of each section, by section name.
+pub fn implemented_keys() -> [(&'static str, &'static [&'static str]); 5] {
+    [
+        ("(top level)", TOP_LEVEL),
+        ("litellm_settings", LITELLM_IMPL),
+        ("general_settings", GENERAL_IMPL),
+        ("router_settings", ROUTER_IMPL),
+        ("model_list[].litellm_params", PARAMS_IMPL),
+    ]
+}
+
+/// Record every key of `m` not in `implemented` as `<section>.<key>`.
+pub(crate) fn check_section(m: &Map<String, Value>, section: &str, implemented: &[&str], out: &mut Vec<String>) {
+    for k in m.keys() {
+        if !implemented.contains(&k.as_str()) {
+            out.push(if section.is_empty() { k.clone() } else { format!("{section}.{k}") });
+        }
+    }
+}

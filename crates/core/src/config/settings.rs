@@ -1,0 +1,162 @@
+//! `litellm_settings`, `general_settings` and `router_settings`: the keys
+//! this version acts on, typed.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use ferrolite_types::Secret;
+use serde_json::{Map, Value};
+
+use super::keys::{check_section, GENERAL_IMPL, LITELLM_IMPL, ROUTER_IMPL};
+use super::values::{as_bool, as_f64, as_secs, as_string, as_u32, kind};
+use super::ConfigIssue;
+
+#[derive(Debug, Clone, Default)]
+pub struct LitellmSettings {
+    pub drop_params: bool,
+    pub num_retries: Option<u32>,
+    pub request_timeout: Option<Duration>,
+    pub json_logs: bool,
+    pub set_verbose: bool,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct GeneralSettings {
+    pub master_key: Option<Secret>,
+    /// Request body limit in MiB (`max_request_size_mb`).
+    pub max_request_size_mb: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupAlias {
+    pub target: String,
+    /// Hidden aliases route but are not listed by `/v1/models`.
+    pub hidden: bool,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct RouterSettings {
+    pub routing_strategy: Option<String>,
+    pub model_group_alias: BTreeMap<String, GroupAlias>,
+    pub num_retries: Option<u32>,
+    pub timeout: Option<Duration>,
+    pub stream_timeout: Option<Duration>,
+    /// Minimum wait before a retry (`retry_after`, seconds).
+    pub retry_after: Option<Duration>,
+}
+
+/// Read one key with a converter, recording a problem under its path.
+fn field<T>(
+    m: &Map<String, Value>,
+    section: &str,
+    key: &str,
+    conv: fn(&Value) -> Result<T, String>,
+    issues: &mut Vec<ConfigIssue>,
+) -> Option<T> {
+    match m.get(key) {
+        None | Some(Value::Null) => None,
+        Some(v) => match conv(v) {
+            Ok(t) => Some(t),
+            Err(message) => {
+                issues.push(ConfigIssue { path: format!("{section}.{key}"), message });
+                None
+            }
+        },
+    }
+}
+
+fn non_negative_secs(v: &Value) -> Result<Duration, String> {
+    let f = as_f64(v)?;
+    if !(f.is_finite() && f >= 0.0) {
+        return Err(format!("expected a non-negative number of seconds, got {f}"));
+    }
+    Ok(Duration::from_secs_f64(f))
+}
+
+pub(crate) fn parse_litellm(m: &Map<String, Value>, issues: &mut Vec<ConfigIssue>, ni: &mut Vec<String>) -> LitellmSettings {
+    const S: &str = "litellm_settings";
+    check_section(m, S, LITELLM_IMPL, ni);
+    LitellmSettings {
+        drop_params: field(m, S, "drop_params", as_bool, issues).unwrap_or(false),
+        num_retries: field(m, S, "num_retries", as_u32, issues),
+        request_timeout: field(m, S, "request_timeout", as_secs, issues),
+        json_logs: field(m, S, "json_logs", as_bool, issues).unwrap_or(false),
+        set_verbose: field(m, S, "set_verbose", as_bool, issues).unwrap_or(false),
+    }
+}
+
+pub(crate) fn parse_general(m: &Map<String, Value>, issues: &mut Vec<ConfigIssue>, ni: &mut Vec<String>) -> GeneralSettings {
+    const S: &str = "general_settings";
+    check_section(m, S, GENERAL_IMPL, ni);
+    let max_request_size_mb = field(m, S, "max_request_size_mb", as_f64, issues);
+    if let Some(mb) = max_request_size_mb {
+        if !(mb.is_finite() && mb > 0.0) {
+            issues.push(ConfigIssue { path: format!("{S}.max_request_size_mb"), message: format!("must be positive, got {mb}") });
+        }
+    }
+    GeneralSettings {
+        master_key: field(m, S, "master_key", as_string, issues).map(Secret::new),
+        max_request_size_mb,
+    }
+}
+
+pub(crate) fn parse_router(m: &Map<String, Value>, issues: &mut Vec<ConfigIssue>, ni: &mut Vec<String>) -> RouterSettings {
+    const S: &str = "router_settings";
+    check_section(m, S, ROUTER_IMPL, ni);
+    let routing_strategy = field(m, S, "routing_strategy", as_string, issues);
+    if let Some(s) = &routing_strategy {
+        const KNOWN: &[&str] = &[
+            "simple-shuffle",
+            "least-busy",
+            "usage-based-routing",
+            "usage-based-routing-v2",
+            "latency-based-routing",
+            "cost-based-routing",
+        ];
+        if !KNOWN.contains(&s.as_str()) {
+            issues.push(ConfigIssue {
+                path: format!("{S}.routing_strategy"),
+                message: format!("unknown strategy \"{s}\"; expected one of {}", KNOWN.join(", ")),
+            });
+        } else if s != "simple-shuffle" {
+            ni.push(format!("{S}.routing_strategy={s} (simple-shuffle is used)"));
+        }
+    }
+    let mut model_group_alias = BTreeMap::new();
+    match m.get("model_group_alias") {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(aliases)) => {
+            for (name, v) in aliases {
+                let path = format!("{S}.model_group_alias.{name}");
+                match v {
+                    Value::String(t) => {
+                        model_group_alias.insert(name.clone(), GroupAlias { target: t.clone(), hidden: false });
+                    }
+                    Value::Object(o) => match o.get("model").and_then(Value::as_str) {
+                        Some(t) => {
+                            let hidden = o.get("hidden").map(as_bool).transpose().unwrap_or_else(|message| {
+                                issues.push(ConfigIssue { path: format!("{path}.hidden"), message });
+                                None
+                            });
+                            model_group_alias.insert(name.clone(), GroupAlias { target: t.to_owned(), hidden: hidden.unwrap_or(false) });
+                        }
+                        None => issues.push(ConfigIssue { path, message: "expected {model: <group>, hidden: <bool>}".into() }),
+                    },
+                    other => issues.push(ConfigIssue { path, message: format!("expected a model group name, got {}", kind(other)) }),
+                }
+            }
+        }
+        Some(other) => issues.push(ConfigIssue {
+            path: format!("{S}.model_group_alias"),
+            message: format!("expected a mapping, got {}", kind(other)),
+        }),
+    }
+    RouterSettings {
+        routing_strategy,
+        model_group_alias,
+        num_retries: field(m, S, "num_retries", as_u32, issues),
+        timeout: field(m, S, "timeout", as_secs, issues),
+        stream_timeout: field(m, S, "stream_timeout", as_secs, issues),
+        retry_after: field(m, S, "retry_after", non_negative_secs, issues),
+    }
+}

@@ -1,0 +1,35 @@
+//! Per-request facts gathered before the pipeline runs.
+
+use std::time::{Duration, Instant};
+
+/// What the server learned about a request before handing it to the pipeline.
+#[derive(Debug, Clone)]
+pub struct RequestContext {
+    /// `x-litellm-call-id`: a fresh UUID per request.
+    pub call_id: String,
+    pub started: Instant,
+    /// `x-litellm-timeout` header, if sent.
+    pub timeout: Option<Duration>,
+    /// `x-litellm-stream-timeout` header, if sent.
+    pub stream_timeout: Option<Duration>,
+    /// `x-litellm-num-retries` header, if sent.
+    pub num_retries: Option<u32>,
+}
+
+impl RequestContext {
+    pub fn new() -> Self {
+        Self {
+            call_id: uuid::Uuid::new_v4().to_string(),
+            started: Instant::now(),
+            timeout: None,
+            stream_timeout: None,
+            num_retries: None,
+        }
+    }
+}
+
+impl Default for RequestContext {
+    fn default() -> Self {
+        Self::new()
+    }
+}

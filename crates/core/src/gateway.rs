@@ -1,0 +1,52 @@
+//! The gateway's long-lived state: configuration, model groups, the HTTP
+//! client. Built once at startup and shared by every request.
+
+use std::time::Duration;
+
+use ferrolite_types::Secret;
+
+use crate::config::Config;
+use crate::router::Router;
+
+/// LiteLLM's default is 6000 s; the OpenAI SDK's is 600 s. A request stuck for
+/// 100 minutes helps nobody, so ferrolite uses the SDK's (docs/config.md).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
+/// The router's default `num_retries`, as LiteLLM's.
+pub const DEFAULT_NUM_RETRIES: u32 = 2;
+/// Longest upstream `Retry-After` honoured before retrying the same deployment.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(10);
+/// Request body limit when `max_request_size_mb` is not set.
+pub const DEFAULT_MAX_REQUEST_BYTES: usize = 32 * 1024 * 1024;
+
+pub struct Gateway {
+    pub config: Config,
+    pub router: Router,
+    pub http: reqwest::Client,
+}
+
+impl Gateway {
+    pub fn new(config: Config) -> Result<Self, String> {
+        let router = Router::new(&config.deployments, &config.router.model_group_alias);
+        Ok(Self { router, http: crate::upstream::client()?, config })
+    }
+
+    pub fn master_key(&self) -> Option<&Secret> {
+        self.config.general.master_key.as_ref()
+    }
+
+    /// Retries after the first attempt unless the request says otherwise.
+    pub fn num_retries(&self) -> u32 {
+        self.config.router.num_retries.or(self.config.litellm.num_retries).unwrap_or(DEFAULT_NUM_RETRIES)
+    }
+
+    pub fn default_timeout(&self) -> Duration {
+        self.config.router.timeout.or(self.config.litellm.request_timeout).unwrap_or(DEFAULT_TIMEOUT)
+    }
+
+    pub fn max_request_bytes(&self) -> usize {
+        match self.config.general.max_request_size_mb {
+            Some(mb) if mb.is_finite() && mb > 0.0 => (mb * 1024.0 * 1024.0) as usize,
+            _ => DEFAULT_MAX_REQUEST_BYTES,
+        }
+    }
+}

@@ -1,0 +1,21 @@
+//! The ferrolite request pipeline and all gateway state. No HTTP server
+//! framework lives here: `ferrolite-server` decodes requests, calls
+//! [`pipeline`], and encodes what comes back.
+
+pub mod auth;
+pub mod config;
+pub mod context;
+pub mod error;
+pub mod gateway;
+pub mod health;
+pub mod mock;
+pub mod pipeline;
+pub mod router;
+pub mod upstream;
+
+pub use context::RequestContext;
+pub use error::GatewayError;
+pub use gateway::Gateway;
+
+/// The version reported in `x-litellm-version` and `--version`.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,208 @@
+//! The retry loop shared by every endpoint, and one attempt against one
+//! deployment.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ferrolite_providers::{adapter, BuildOptions, Target};
+
+use super::controls::Controls;
+use super::ops::EndpointOp;
+use super::stream::{SseRelay, Step};
+use super::{Answer, AnswerMeta, Outcome};
+use crate::gateway::MAX_RETRY_AFTER;
+use crate::router::{pick, Deployment, Resolved};
+use crate::upstream::{self, TransportError};
+use crate::{Gateway, GatewayError, RequestContext};
+
+/// A failed attempt: the error, and whether another attempt may succeed.
+struct Failure {
+    error: GatewayError,
+    retryable: bool,
+    retry_after: Option<Duration>,
+}
+
+impl Failure {
+    fn fatal(error: GatewayError) -> Self {
+        Self { error, retryable: false, retry_after: None }
+    }
+
+    fn retry(error: GatewayError) -> Self {
+        Self { error, retryable: true, retry_after: None }
+    }
+}
+
+/// Statuses worth another attempt: timeouts, conflicts, rate limits, server errors.
+fn retryable_status(status: u16) -> bool {
+    matches!(status, 408 | 409 | 429) || status >= 500
+}
+
+fn unknown_model(requested: &str) -> GatewayError {
+    GatewayError::UnknownModel(format!(
+        "Invalid model name passed in model={requested}. Call `/v1/models` to view available models for your key."
+    ))
+}
+
+fn with_retries(e: GatewayError, n: u32) -> GatewayError {
+    match e {
+        GatewayError::Upstream { error, group, .. } => GatewayError::Upstream { error, group, retries: n },
+        GatewayError::Timeout { group, after, .. } => GatewayError::Timeout { group, after, retries: n },
+        GatewayError::Connect { message, group, .. } => GatewayError::Connect { message, group, retries: n },
+        other => other,
+    }
+}
+
+pub(super) async fn run<E: EndpointOp>(
+    gw: &Gateway,
+    ctx: &RequestContext,
+    op: &E,
+    controls: &Controls,
+    requested: &str,
+) -> Result<Outcome<E::Response>, GatewayError> {
+    let resolved = gw.router.resolve(requested).ok_or_else(|| unknown_model(requested))?;
+    let budget = ctx.num_retries.or(controls.num_retries).unwrap_or_else(|| gw.num_retries());
+    let n = resolved.deployments.len();
+    let mut tries = vec![0u32; n];
+    let mut failed = vec![false; n];
+    let mut retries = 0u32;
+    let mut upstream_ms = 0.0;
+    let mut last: Option<GatewayError> = None;
+    loop {
+        let exhausted: Vec<bool> =
+            (0..n).map(|i| resolved.deployments[i].max_retries.is_some_and(|m| tries[i] > m)).collect();
+        let fresh_left = (0..n).any(|i| !failed[i] && !exhausted[i]);
+        let chosen = pick(resolved.deployments, |i| !exhausted[i] && (!fresh_left || !failed[i]), fastrand::f64());
+        let Some((i, d)) = chosen else {
+            // Every deployment used up its own max_retries before the budget ran out.
+            let e = last.unwrap_or_else(|| GatewayError::Internal(format!("model group '{}' has no deployment", resolved.group)));
+            return Err(with_retries(e, retries.saturating_sub(1)));
+        };
+        tries[i] += 1;
+        let started = Instant::now();
+        let result = attempt(gw, ctx, op, controls, &resolved, d).await;
+        upstream_ms += started.elapsed().as_secs_f64() * 1000.0;
+        match result {
+            Ok((answer, mut meta)) => {
+                meta.retries = retries;
+                meta.upstream_ms = upstream_ms;
+                return Ok(Outcome { answer, meta });
+            }
+            Err(f) => {
+                failed[i] = true;
+                tracing::debug!(group = resolved.group, deployment = %d.id, error = f.error.label(), retryable = f.retryable, "attempt failed");
+                if !f.retryable || retries >= budget {
+                    return Err(with_retries(f.error, retries));
+                }
+                retries += 1;
+                let same_next = (0..n).all(|j| j == i || failed[j] || exhausted[j]);
+                let mut wait = gw.config.router.retry_after.unwrap_or(Duration::ZERO);
+                if same_next {
+                    if let Some(ra) = f.retry_after {
+                        wait = wait.max(ra.min(MAX_RETRY_AFTER));
+                    }
+                }
+                if !wait.is_zero() {
+                    tokio::time::sleep(wait).await;
+                }
+                last = Some(f.error);
+            }
+        }
+    }
+}
+
+/// The upstream target of a deployment, with a wildcard match substituted.
+fn target_for<'a>(d: &'a Deployment, resolved: &Resolved<'_>) -> Option<Cow<'a, Target>> {
+    let t = d.target.as_ref()?;
+    match &resolved.wildcard_match {
+        Some(m) if t.model.contains('*') => {
+            let mut t = t.clone();
+            t.model = t.model.replace('*', m);
+            Some(Cow::Owned(t))
+        }
+        _ => Some(Cow::Borrowed(t)),
+    }
+}
+
+async fn attempt<E: EndpointOp>(
+    gw: &Gateway,
+    ctx: &RequestContext,
+    op: &E,
+    controls: &Controls,
+    resolved: &Resolved<'_>,
+    d: &Deployment,
+) -> Result<(Answer<E::Response>, AnswerMeta), Failure> {
+    let group = resolved.group;
+    let mut meta = AnswerMeta {
+        model_id: d.id.clone(),
+        model_group: group.to_owned(),
+        upstream_model: d.litellm_model.clone(),
+        ..Default::default()
+    };
+    if let Some(content) = &d.mock_response {
+        let answer = op.mock(content, resolved.requested).map_err(Failure::fatal)?;
+        return Ok((answer, meta));
+    }
+    if let Some(u) = &d.unsupported {
+        return Err(Failure::fatal(GatewayError::bad_request(format!(
+            "model group '{group}': {} (configured as {})",
+            u.reason, d.litellm_model
+        ))));
+    }
+    let Some(target) = target_for(d, resolved) else {
+        return Err(Failure::fatal(GatewayError::Internal(format!("deployment {} has no upstream", d.id))));
+    };
+    meta.api_base = Some(target.api_base.clone());
+    meta.upstream_model = format!("{}/{}", target.provider, target.model);
+
+    let timeout = ctx.timeout.or(controls.timeout).or(d.timeout).unwrap_or_else(|| gw.default_timeout());
+    let first_byte_timeout = if op.is_stream() {
+        ctx.stream_timeout.or(d.stream_timeout).or(gw.config.router.stream_timeout).unwrap_or(timeout)
+    } else {
+        timeout
+    };
+    let provider = adapter(target.kind);
+    let opts = BuildOptions { defaults: d.defaults.as_ref(), stream_usage: true };
+    let req = op
+        .build(provider, &target, opts)
+        .map_err(|e| Failure::fatal(GatewayError::bad_request(e.to_string())))?;
+
+    let started = Instant::now();
+    let transport = |e: TransportError, after: Duration| match e {
+        TransportError::Timeout => Failure::retry(GatewayError::Timeout { group: group.to_owned(), after, retries: 0 }),
+        TransportError::Connect(message) => Failure::retry(GatewayError::Connect { message, group: group.to_owned(), retries: 0 }),
+    };
+    let resp = upstream::send(&gw.http, req, d.api_key.as_ref(), first_byte_timeout)
+        .await
+        .map_err(|e| transport(e, first_byte_timeout))?;
+    let left = |limit: Duration| limit.saturating_sub(started.elapsed()).max(Duration::from_millis(1));
+
+    let status = resp.status().as_u16();
+    if !resp.status().is_success() {
+        let retry_after = upstream::retry_after(resp.headers());
+        let body = upstream::read_body(resp, left(timeout)).await.unwrap_or_default();
+        let error = provider.parse_error(status, &body, &target);
+        return Err(Failure {
+            error: GatewayError::Upstream { error, group: group.to_owned(), retries: 0 },
+            retryable: retryable_status(status),
+            retry_after,
+        });
+    }
+
+    if op.is_stream() {
+        let model: Arc<str> = Arc::from(resolved.requested);
+        let frames = op.frames(provider, &target, model);
+        let mut relay = SseRelay::new(resp, frames, timeout, Arc::from(group));
+        return match relay.step(left(first_byte_timeout)).await {
+            Step::Failed(out, failure) if out.is_empty() => Err(Failure::retry(failure.into_error(group, first_byte_timeout))),
+            first => Ok((Answer::Stream(relay.into_stream(first)), meta)),
+        };
+    }
+
+    let body = upstream::read_body(resp, left(timeout)).await.map_err(|e| transport(e, timeout))?;
+    let mut parsed = op
+        .parse(provider, &body, &target)
+        .map_err(|e| Failure::retry(GatewayError::BadUpstreamResponse(format!("{}: {e}", target.provider))))?;
+    op.rename(&mut parsed, resolved.requested);
+    Ok((Answer::Json(parsed), meta))
+}

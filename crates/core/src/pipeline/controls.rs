@@ -1,0 +1,111 @@
+//! LiteLLM's own request-body fields: read what the gateway acts on, and make
+//! sure none of them reaches the upstream.
+
+use std::time::Duration;
+
+use ferrolite_types::JsonMap;
+use serde_json::Value;
+
+use crate::GatewayError;
+
+/// Body fields that belong to LiteLLM, not to the model API.
+const LITELLM_BODY_KEYS: &[&str] = &[
+    "metadata",
+    "litellm_metadata",
+    "tags",
+    "fallbacks",
+    "context_window_fallbacks",
+    "content_policy_fallbacks",
+    "max_fallbacks",
+    "num_retries",
+    "cache",
+    "caching",
+    "mock_response",
+    "mock_timeout",
+    "mock_testing_fallbacks",
+    "mock_testing_rate_limit_error",
+    "timeout",
+    "stream_timeout",
+    "request_timeout",
+    "drop_params",
+    "additional_drop_params",
+    "allowed_openai_params",
+    "api_key",
+    "api_base",
+    "base_url",
+    "api_version",
+    "guardrails",
+    "litellm_trace_id",
+    "litellm_session_id",
+    "litellm_call_id",
+    "proxy_server_request",
+    "user_api_key",
+    "no-log",
+];
+
+/// Per-request settings from the body.
+#[derive(Debug, Clone, Default)]
+pub struct Controls {
+    pub num_retries: Option<u32>,
+    pub timeout: Option<Duration>,
+}
+
+impl Controls {
+    /// Remove every LiteLLM field from `extra`, keeping the ones acted on.
+    pub fn take(extra: &mut JsonMap) -> Result<Self, GatewayError> {
+        let mut c = Controls::default();
+        if !LITELLM_BODY_KEYS.iter().any(|k| extra.contains_key(*k)) {
+            return Ok(c);
+        }
+        if let Some(v) = extra.get("num_retries").filter(|v| !v.is_null()) {
+            c.num_retries = Some(
+                v.as_u64()
+                    .and_then(|n| u32::try_from(n).ok())
+                    .ok_or_else(|| bad("num_retries", "num_retries must be a non-negative integer"))?,
+            );
+        }
+        if let Some(v) = extra.get("timeout").filter(|v| !v.is_null()) {
+            let secs = match v {
+                Value::Number(n) => n.as_f64(),
+                Value::String(s) => s.parse().ok(),
+                _ => None,
+            };
+            match secs {
+                Some(s) if s.is_finite() && s > 0.0 => c.timeout = Some(Duration::from_secs_f64(s)),
+                _ => return Err(bad("timeout", "timeout must be a positive number of seconds")),
+            }
+        }
+        for k in LITELLM_BODY_KEYS {
+            extra.remove(*k);
+        }
+        Ok(c)
+    }
+}
+
+fn bad(param: &str, message: &str) -> GatewayError {
+    GatewayError::BadRequest { message: message.to_owned(), param: Some(param.to_owned()) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn litellm_fields_are_removed_and_read() {
+        let mut m: JsonMap = serde_json::from_value(json!({"metadata":{"a":1},"num_retries":1,"timeout":"2.5","temperature":0.1,"user":"u"})).unwrap();
+        let c = Controls::take(&mut m).unwrap();
+        assert_eq!(c.num_retries, Some(1));
+        assert_eq!(c.timeout, Some(Duration::from_millis(2500)));
+        assert_eq!(m.keys().collect::<Vec<_>>(), vec!["temperature", "user"]);
+    }
+
+    #[test]
+    fn bad_values_are_400_with_param() {
+        let mut m: JsonMap = serde_json::from_value(json!({"num_retries":-1})).unwrap();
+        let e = Controls::take(&mut m).unwrap_err();
+        assert_eq!((e.status(), e.param()), (400, Some("num_retries")));
+        let mut m: JsonMap = serde_json::from_value(json!({"timeout":0})).unwrap();
+        assert_eq!(Controls::take(&mut m).unwrap_err().param(), Some("timeout"));
+    }
+}

@@ -1,0 +1,84 @@
+//! The request pipeline. One request reads top to bottom:
+//!
+//! 1. controls  — LiteLLM-only body fields (`metadata`, `num_retries`,
+//!    `timeout`, …) are taken out of the body before it goes upstream;
+//! 2. route     — the requested name resolves to a model group;
+//! 3. attempt   — a deployment is picked and called; on a retryable failure
+//!    (connection error, timeout, 408/429/5xx) another attempt follows, up to
+//!    `num_retries`, preferring deployments not yet tried;
+//! 4. answer    — JSON with `model` set to the name the client sent, or an SSE
+//!    relay that translates frames as they arrive.
+//!
+//! Auth happens in the server before the pipeline runs.
+
+mod attempt;
+mod controls;
+mod ops;
+mod stream;
+
+use std::convert::Infallible;
+
+use bytes::Bytes;
+use ferrolite_types::openai::completions::CompletionResponse;
+use ferrolite_types::openai::embeddings::EmbeddingResponse;
+use ferrolite_types::openai::{ChatRequest, ChatResponse, CompletionRequest, EmbeddingRequest};
+use futures_util::stream::BoxStream;
+
+use crate::{Gateway, GatewayError, RequestContext};
+
+pub use controls::Controls;
+
+/// A streamed answer: SSE frames, ready to write.
+pub type FrameStream = BoxStream<'static, Result<Bytes, Infallible>>;
+
+pub enum Answer<T> {
+    Json(T),
+    Stream(FrameStream),
+}
+
+/// Facts about the attempt that answered, for response headers.
+#[derive(Debug, Clone, Default)]
+pub struct AnswerMeta {
+    pub model_id: String,
+    pub model_group: String,
+    pub api_base: Option<String>,
+    /// `provider/model` as sent upstream.
+    pub upstream_model: String,
+    pub retries: u32,
+    /// Time spent waiting on upstreams, for the overhead header.
+    pub upstream_ms: f64,
+}
+
+pub struct Outcome<T> {
+    pub answer: Answer<T>,
+    pub meta: AnswerMeta,
+}
+
+pub async fn chat(gw: &Gateway, ctx: &RequestContext, mut req: ChatRequest) -> Result<Outcome<ChatResponse>, GatewayError> {
+    let controls = Controls::take(&mut req.extra)?;
+    let requested = std::mem::take(&mut req.model);
+    let op = ops::ChatOp { req };
+    attempt::run(gw, ctx, &op, &controls, &requested).await
+}
+
+pub async fn completion(
+    gw: &Gateway,
+    ctx: &RequestContext,
+    mut req: CompletionRequest,
+) -> Result<Outcome<CompletionResponse>, GatewayError> {
+    let controls = Controls::take(&mut req.extra)?;
+    let requested = std::mem::take(&mut req.model);
+    let op = ops::CompletionOp { req };
+    attempt::run(gw, ctx, &op, &controls, &requested).await
+}
+
+pub async fn embedding(
+    gw: &Gateway,
+    ctx: &RequestContext,
+    mut req: EmbeddingRequest,
+) -> Result<Outcome<EmbeddingResponse>, GatewayError> {
+    let controls = Controls::take(&mut req.extra)?;
+    let requested = std::mem::take(&mut req.model);
+    let op = ops::EmbeddingOp { req };
+    attempt::run(gw, ctx, &op, &controls, &requested).await
+}

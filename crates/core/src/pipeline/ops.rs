@@ -1,0 +1,143 @@
+//! What differs between endpoints (chat, completions, embeddings): how the
+//! upstream request is built, how the answer is read and renamed, how a
+//! stream is relayed and what the mock model answers. The retry loop in
+//! `attempt.rs` is shared.
+
+use std::sync::Arc;
+
+use ferrolite_providers::{BuildOptions, Provider, Target, TranslateError, UpstreamRequest};
+use ferrolite_types::openai::completions::CompletionResponse;
+use ferrolite_types::openai::embeddings::EmbeddingResponse;
+use ferrolite_types::openai::{ChatRequest, ChatResponse, CompletionRequest, EmbeddingRequest};
+use futures_util::stream;
+
+use super::stream::{ChatFrames, CompletionFrames, FrameSource};
+use super::Answer;
+use crate::{mock, GatewayError};
+
+pub(super) trait EndpointOp: Sync {
+    type Response: Send;
+
+    fn is_stream(&self) -> bool;
+
+    fn build(&self, p: &dyn Provider, t: &Target, o: BuildOptions<'_>) -> Result<UpstreamRequest, TranslateError>;
+
+    fn parse(&self, p: &dyn Provider, body: &[u8], t: &Target) -> Result<Self::Response, TranslateError>;
+
+    /// Report `model` as the name the client asked for.
+    fn rename(&self, r: &mut Self::Response, model: &str);
+
+    /// The frame source relaying this endpoint's stream.
+    fn frames(&self, p: &dyn Provider, t: &Target, model: Arc<str>) -> Box<dyn FrameSource>;
+
+    fn mock(&self, content: &str, model: &str) -> Result<Answer<Self::Response>, GatewayError>;
+}
+
+fn frames_stream(frames: Vec<bytes::Bytes>) -> super::FrameStream {
+    Box::pin(stream::iter(frames.into_iter().map(Ok)))
+}
+
+pub(super) struct ChatOp {
+    pub req: ChatRequest,
+}
+
+impl EndpointOp for ChatOp {
+    type Response = ChatResponse;
+
+    fn is_stream(&self) -> bool {
+        self.req.is_stream()
+    }
+
+    fn build(&self, p: &dyn Provider, t: &Target, o: BuildOptions<'_>) -> Result<UpstreamRequest, TranslateError> {
+        p.chat_request(&self.req, t, o)
+    }
+
+    fn parse(&self, p: &dyn Provider, body: &[u8], t: &Target) -> Result<ChatResponse, TranslateError> {
+        p.parse_chat_response(body, t)
+    }
+
+    fn rename(&self, r: &mut ChatResponse, model: &str) {
+        model.clone_into(&mut r.model);
+    }
+
+    fn frames(&self, p: &dyn Provider, t: &Target, model: Arc<str>) -> Box<dyn FrameSource> {
+        Box::new(ChatFrames::new(p.chat_stream(t), model, self.req.wants_stream_usage()))
+    }
+
+    fn mock(&self, content: &str, model: &str) -> Result<Answer<ChatResponse>, GatewayError> {
+        Ok(if self.is_stream() {
+            Answer::Stream(frames_stream(mock::chat_stream(content, &self.req, model)))
+        } else {
+            Answer::Json(mock::chat(content, &self.req, model))
+        })
+    }
+}
+
+pub(super) struct CompletionOp {
+    pub req: CompletionRequest,
+}
+
+impl EndpointOp for CompletionOp {
+    type Response = CompletionResponse;
+
+    fn is_stream(&self) -> bool {
+        self.req.is_stream()
+    }
+
+    fn build(&self, p: &dyn Provider, t: &Target, o: BuildOptions<'_>) -> Result<UpstreamRequest, TranslateError> {
+        p.completion_request(&self.req, t, o)
+    }
+
+    fn parse(&self, p: &dyn Provider, body: &[u8], t: &Target) -> Result<CompletionResponse, TranslateError> {
+        p.parse_completion_response(body, t)
+    }
+
+    fn rename(&self, r: &mut CompletionResponse, model: &str) {
+        model.clone_into(&mut r.model);
+    }
+
+    fn frames(&self, _p: &dyn Provider, _t: &Target, model: Arc<str>) -> Box<dyn FrameSource> {
+        Box::new(CompletionFrames::new(model, self.req.wants_stream_usage()))
+    }
+
+    fn mock(&self, content: &str, model: &str) -> Result<Answer<CompletionResponse>, GatewayError> {
+        Ok(if self.is_stream() {
+            Answer::Stream(frames_stream(mock::completion_stream(content, &self.req, model)))
+        } else {
+            Answer::Json(mock::completion(content, &self.req, model))
+        })
+    }
+}
+
+pub(super) struct EmbeddingOp {
+    pub req: EmbeddingRequest,
+}
+
+impl EndpointOp for EmbeddingOp {
+    type Response = EmbeddingResponse;
+
+    fn is_stream(&self) -> bool {
+        false
+    }
+
+    fn build(&self, p: &dyn Provider, t: &Target, o: BuildOptions<'_>) -> Result<UpstreamRequest, TranslateError> {
+        p.embedding_request(&self.req, t, o)
+    }
+
+    fn parse(&self, p: &dyn Provider, body: &[u8], t: &Target) -> Result<EmbeddingResponse, TranslateError> {
+        p.parse_embedding_response(body, t)
+    }
+
+    fn rename(&self, r: &mut EmbeddingResponse, model: &str) {
+        model.clone_into(&mut r.model);
+    }
+
+    fn frames(&self, _p: &dyn Provider, _t: &Target, model: Arc<str>) -> Box<dyn FrameSource> {
+        // Embeddings never stream; a relay is never built for them.
+        Box::new(CompletionFrames::new(model, false))
+    }
+
+    fn mock(&self, _content: &str, model: &str) -> Result<Answer<EmbeddingResponse>, GatewayError> {
+        mock::embedding(&self.req, model).map(Answer::Json).map_err(GatewayError::Internal)
+    }
+}

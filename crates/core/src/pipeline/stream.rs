@@ -1,0 +1,301 @@
+//! Relaying an upstream SSE stream to the client, frame by frame.
+//!
+//! The relay never buffers the whole answer: each network read is parsed,
+//! translated and forwarded. Before the first frame, a failure is returned as
+//! an ordinary error (so the attempt can be retried and the client gets a
+//! proper HTTP status); after it, a failure becomes an SSE error frame
+//! followed by `[DONE]` — never a silent truncation. Dropping the stream (the
+//! client hung up) drops the upstream body, which closes that connection and
+//! so cancels the upstream request.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use ferrolite_providers::{StreamTranslator, TranslateError, UpstreamError};
+use ferrolite_types::openai::completions::CompletionResponse;
+use ferrolite_types::sse::{data_frame, SseEvent, SseParser, DONE_FRAME};
+use ferrolite_types::Usage;
+use futures_util::stream::BoxStream;
+use futures_util::StreamExt;
+
+use super::FrameStream;
+use crate::error::error_body;
+use crate::upstream::TransportError;
+use crate::GatewayError;
+
+/// Why a stream stopped early.
+#[derive(Debug, Clone)]
+pub enum StreamFailure {
+    Upstream(UpstreamError),
+    Invalid(String),
+    Transport(TransportError),
+    /// The upstream closed the connection before finishing.
+    Truncated,
+}
+
+impl StreamFailure {
+    pub fn into_error(self, group: &str, idle: Duration) -> GatewayError {
+        match self {
+            StreamFailure::Upstream(error) => GatewayError::Upstream { error, group: group.to_owned(), retries: 0 },
+            StreamFailure::Invalid(m) => GatewayError::BadUpstreamResponse(m),
+            StreamFailure::Transport(TransportError::Timeout) => {
+                GatewayError::Timeout { group: group.to_owned(), after: idle, retries: 0 }
+            }
+            StreamFailure::Transport(TransportError::Connect(message)) => {
+                GatewayError::Connect { message, group: group.to_owned(), retries: 0 }
+            }
+            StreamFailure::Truncated => GatewayError::Connect {
+                message: "upstream closed the stream before it finished".into(),
+                group: group.to_owned(),
+                retries: 0,
+            },
+        }
+    }
+}
+
+fn from_translate(e: TranslateError) -> StreamFailure {
+    match e {
+        TranslateError::Upstream(u) => StreamFailure::Upstream(u),
+        other => StreamFailure::Invalid(other.to_string()),
+    }
+}
+
+/// Turns upstream events into client frames.
+pub(crate) trait FrameSource: Send {
+    /// Handle one event, appending frames to `out`. `Ok(false)`: the upstream
+    /// signalled the end (the `[DONE]` frame is already in `out`).
+    fn on_event(&mut self, ev: &SseEvent, out: &mut Vec<u8>) -> Result<bool, StreamFailure>;
+
+    /// Whether an end of connection without an end marker is a clean end.
+    fn clean_eof(&self) -> bool;
+
+    fn usage(&self) -> Option<Usage>;
+}
+
+fn push_frame<T: serde::Serialize>(out: &mut Vec<u8>, v: &T) -> Result<(), StreamFailure> {
+    let json = serde_json::to_vec(v).map_err(|e| StreamFailure::Invalid(e.to_string()))?;
+    out.extend_from_slice(&data_frame(&json));
+    Ok(())
+}
+
+/// Chat chunks through a provider's translator: renamed to the requested
+/// model, with the usage chunk removed unless the client asked for it.
+pub(crate) struct ChatFrames {
+    translator: Box<dyn StreamTranslator>,
+    model: Arc<str>,
+    wants_usage: bool,
+    finished: bool,
+}
+
+impl ChatFrames {
+    pub fn new(translator: Box<dyn StreamTranslator>, model: Arc<str>, wants_usage: bool) -> Self {
+        Self { translator, model, wants_usage, finished: false }
+    }
+}
+
+impl FrameSource for ChatFrames {
+    fn on_event(&mut self, ev: &SseEvent, out: &mut Vec<u8>) -> Result<bool, StreamFailure> {
+        let Some(chunks) = self.translator.on_event(ev).map_err(from_translate)? else {
+            out.extend_from_slice(DONE_FRAME);
+            return Ok(false);
+        };
+        for mut chunk in chunks {
+            if chunk.choices.iter().any(|c| c.finish_reason.is_some()) {
+                self.finished = true;
+            }
+            if !self.wants_usage && chunk.usage.is_some() {
+                if chunk.choices.is_empty() {
+                    continue;
+                }
+                chunk.usage = None;
+            }
+            chunk.model.clear();
+            chunk.model.push_str(&self.model);
+            push_frame(out, &chunk)?;
+        }
+        Ok(true)
+    }
+
+    fn clean_eof(&self) -> bool {
+        self.finished
+    }
+
+    fn usage(&self) -> Option<Usage> {
+        self.translator.usage().cloned()
+    }
+}
+
+/// Legacy completion chunks (OpenAI-compatible upstreams only).
+pub(crate) struct CompletionFrames {
+    model: Arc<str>,
+    wants_usage: bool,
+    finished: bool,
+    usage: Option<Usage>,
+}
+
+impl CompletionFrames {
+    pub fn new(model: Arc<str>, wants_usage: bool) -> Self {
+        Self { model, wants_usage, finished: false, usage: None }
+    }
+}
+
+impl FrameSource for CompletionFrames {
+    fn on_event(&mut self, ev: &SseEvent, out: &mut Vec<u8>) -> Result<bool, StreamFailure> {
+        let data = ev.data.trim();
+        if data == "[DONE]" {
+            out.extend_from_slice(DONE_FRAME);
+            return Ok(false);
+        }
+        if data.is_empty() {
+            return Ok(true);
+        }
+        let mut chunk: CompletionResponse =
+            serde_json::from_str(data).map_err(|e| StreamFailure::Invalid(format!("bad stream chunk: {e}")))?;
+        let choices = chunk.extra.get("choices").and_then(|c| c.as_array());
+        if choices.is_none() {
+            if let Some(err) = chunk.extra.get("error") {
+                let msg = err.get("message").and_then(|m| m.as_str()).map(str::to_owned).unwrap_or_else(|| err.to_string());
+                return Err(StreamFailure::Upstream(UpstreamError {
+                    status: 500,
+                    message: msg,
+                    kind: err.get("type").and_then(|t| t.as_str()).map(str::to_owned),
+                    param: None,
+                    code: None,
+                    provider_label: "OpenAIException".into(),
+                }));
+            }
+        }
+        let empty = choices.is_none_or(|c| c.is_empty());
+        if choices.is_some_and(|c| c.iter().any(|x| x.get("finish_reason").is_some_and(|f| !f.is_null()))) {
+            self.finished = true;
+        }
+        if let Some(u) = &chunk.usage {
+            self.usage = Some(u.clone());
+            if !self.wants_usage {
+                if empty {
+                    return Ok(true);
+                }
+                chunk.usage = None;
+            }
+        }
+        chunk.model.clear();
+        chunk.model.push_str(&self.model);
+        push_frame(out, &chunk)?;
+        Ok(true)
+    }
+
+    fn clean_eof(&self) -> bool {
+        self.finished
+    }
+
+    fn usage(&self) -> Option<Usage> {
+        self.usage.clone()
+    }
+}
+
+/// What one step of the relay produced.
+pub(crate) enum Step {
+    /// Frames to forward; more may follow.
+    Frames(Vec<u8>),
+    /// The last frames, ending with `[DONE]`.
+    End(Vec<u8>),
+    /// Frames produced before a failure, then the failure.
+    Failed(Vec<u8>, StreamFailure),
+}
+
+pub(crate) struct SseRelay {
+    body: BoxStream<'static, reqwest::Result<Bytes>>,
+    parser: SseParser,
+    source: Box<dyn FrameSource>,
+    /// Longest wait for the next upstream bytes once streaming.
+    idle: Duration,
+    events: Vec<SseEvent>,
+    group: Arc<str>,
+}
+
+impl SseRelay {
+    pub fn new(resp: reqwest::Response, source: Box<dyn FrameSource>, idle: Duration, group: Arc<str>) -> Self {
+        Self { body: resp.bytes_stream().boxed(), parser: SseParser::new(), source, idle, events: Vec::new(), group }
+    }
+
+    /// Read until there is something to send, the stream ends, or it fails.
+    pub async fn step(&mut self, wait: Duration) -> Step {
+        let mut out = Vec::new();
+        loop {
+            let next = match tokio::time::timeout(wait, self.body.next()).await {
+                Ok(n) => n,
+                Err(_) => return Step::Failed(out, StreamFailure::Transport(TransportError::Timeout)),
+            };
+            let eof = match next {
+                Some(Ok(bytes)) => {
+                    if self.parser.feed(&bytes, &mut self.events).is_err() {
+                        return Step::Failed(out, StreamFailure::Invalid("upstream sent an over-long SSE line".into()));
+                    }
+                    false
+                }
+                Some(Err(e)) => return Step::Failed(out, StreamFailure::Transport(TransportError::from_reqwest(&e))),
+                None => {
+                    self.parser.finish(&mut self.events);
+                    true
+                }
+            };
+            let events = std::mem::take(&mut self.events);
+            for ev in &events {
+                match self.source.on_event(ev, &mut out) {
+                    Ok(true) => {}
+                    Ok(false) => return Step::End(out),
+                    Err(f) => return Step::Failed(out, f),
+                }
+            }
+            self.events = events;
+            self.events.clear();
+            if eof {
+                if self.source.clean_eof() {
+                    out.extend_from_slice(DONE_FRAME);
+                    return Step::End(out);
+                }
+                return Step::Failed(out, StreamFailure::Truncated);
+            }
+            if !out.is_empty() {
+                return Step::Frames(out);
+            }
+        }
+    }
+
+    /// The client-facing stream: `first` (already read), then the rest.
+    pub fn into_stream(self, first: Step) -> FrameStream {
+        let state = (Some(self), Some(first));
+        futures_util::stream::unfold(state, |(relay, pending)| async move {
+            let mut relay = relay?;
+            let step = match pending {
+                Some(s) => s,
+                None => relay.step(relay.idle).await,
+            };
+            match step {
+                Step::Frames(f) => Some((Ok(Bytes::from(f)), (Some(relay), None))),
+                Step::End(f) => {
+                    relay.finish_log(None);
+                    Some((Ok(Bytes::from(f)), (None, None)))
+                }
+                Step::Failed(mut f, failure) => {
+                    let err = failure.into_error(&relay.group, relay.idle);
+                    relay.finish_log(Some(&err));
+                    let body = error_body(&err);
+                    f.extend_from_slice(&data_frame(&serde_json::to_vec(&body).unwrap_or_default()));
+                    f.extend_from_slice(DONE_FRAME);
+                    Some((Ok(Bytes::from(f)), (None, None)))
+                }
+            }
+        })
+        .boxed()
+    }
+
+    fn finish_log(&self, err: Option<&GatewayError>) {
+        let usage = self.source.usage();
+        match err {
+            None => tracing::debug!(group = %self.group, prompt_tokens = usage.as_ref().map(|u| u.prompt_tokens), completion_tokens = usage.as_ref().map(|u| u.completion_tokens), "stream finished"),
+            Some(e) => tracing::warn!(group = %self.group, error = e.label(), "stream failed after the first byte: {}", e),
+        }
+    }
+}

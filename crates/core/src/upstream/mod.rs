@@ -1,0 +1,101 @@
+//! The one HTTP client every upstream call goes through: pooled keep-alive
+//! connections, credentials applied here (providers never see them), and
+//! transport failures classified for the retry loop.
+
+use std::time::Duration;
+
+use ferrolite_providers::{AuthScheme, UpstreamRequest};
+use ferrolite_types::Secret;
+use http::HeaderValue;
+
+/// Build the shared client. Call once at startup.
+pub fn client() -> Result<reqwest::Client, String> {
+    // reqwest is built without a bundled crypto provider; use ring's.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .pool_idle_timeout(Duration::from_secs(90))
+        .pool_max_idle_per_host(512)
+        .tcp_nodelay(true)
+        .connect_timeout(Duration::from_secs(10))
+        .no_proxy()
+        .build()
+        .map_err(|e| format!("cannot build the HTTP client: {e}"))
+}
+
+/// Why an upstream call produced no HTTP answer.
+#[derive(Debug, Clone)]
+pub enum TransportError {
+    Timeout,
+    Connect(String),
+}
+
+impl TransportError {
+    pub fn from_reqwest(e: &reqwest::Error) -> Self {
+        if e.is_timeout() {
+            return TransportError::Timeout;
+        }
+        // Walk to the innermost cause: the useful text ("Connection refused").
+        let mut msg = e.to_string();
+        let mut src = std::error::Error::source(e);
+        while let Some(s) = src {
+            msg = s.to_string();
+            src = s.source();
+        }
+        let what = if e.is_connect() { "cannot connect to upstream" } else { "upstream request failed" };
+        TransportError::Connect(format!("{what}: {msg}"))
+    }
+}
+
+/// Send one request and wait for the response head (status and headers).
+/// `timeout` bounds the wait for the head.
+pub async fn send(
+    client: &reqwest::Client,
+    req: UpstreamRequest,
+    key: Option<&Secret>,
+    timeout: Duration,
+) -> Result<reqwest::Response, TransportError> {
+    let mut builder = client.post(&req.url);
+    for (name, value) in req.headers {
+        builder = builder.header(name, value);
+    }
+    if let Some(key) = key {
+        match &req.auth {
+            AuthScheme::Bearer => {
+                if let Ok(mut v) = HeaderValue::try_from(format!("Bearer {}", key.expose())) {
+                    v.set_sensitive(true);
+                    builder = builder.header(http::header::AUTHORIZATION, v);
+                }
+            }
+            AuthScheme::Header(name) => {
+                if let Ok(mut v) = HeaderValue::try_from(key.expose()) {
+                    v.set_sensitive(true);
+                    builder = builder.header(name.clone(), v);
+                }
+            }
+            AuthScheme::None => {}
+        }
+    }
+    let fut = builder.body(req.body).send();
+    match tokio::time::timeout(timeout, fut).await {
+        Ok(Ok(resp)) => Ok(resp),
+        Ok(Err(e)) => Err(TransportError::from_reqwest(&e)),
+        Err(_) => Err(TransportError::Timeout),
+    }
+}
+
+/// Read a whole response body within what is left of `timeout`.
+pub async fn read_body(resp: reqwest::Response, timeout: Duration) -> Result<bytes::Bytes, TransportError> {
+    match tokio::time::timeout(timeout, resp.bytes()).await {
+        Ok(Ok(b)) => Ok(b),
+        Ok(Err(e)) => Err(TransportError::from_reqwest(&e)),
+        Err(_) => Err(TransportError::Timeout),
+    }
+}
+
+/// The `Retry-After` of an upstream answer, in seconds or as an HTTP date
+/// delta (seconds only are supported; dates are ignored).
+pub fn retry_after(headers: &http::HeaderMap) -> Option<Duration> {
+    let v = headers.get(http::header::RETRY_AFTER)?.to_str().ok()?;
+    let secs: f64 = v.trim().parse().ok()?;
+    (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs))
+}

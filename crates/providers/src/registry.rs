@@ -1,0 +1,11 @@
+//! `ProviderKind` → adapter: the only match on provider kind.
+
+use crate::openai_compat::{Azure, OpenAiCompat};
+use crate::{Provider, ProviderKind};
+
+pub fn adapter(kind: ProviderKind) -> &'static dyn Provider {
+    match kind {
+        ProviderKind::OpenAiCompat => &OpenAiCompat,
+        ProviderKind::Azure => &Azure,
+    }
+}

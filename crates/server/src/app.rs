@@ -1,0 +1,101 @@
+//! Routes and layers. Every route requires a key except those in
+//! [`OPEN_ROUTES`].
+
+use std::future::Future;
+
+use axum::extract::{Request, State};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use ferrolite_core::{auth, GatewayError};
+use http::{HeaderValue, Method};
+use tower_http::catch_panic::CatchPanicLayer;
+
+use crate::response::{error_response, ApiError};
+use crate::routes::{health, openai};
+use crate::state::AppState;
+
+/// Routes reachable without a key (load balancer probes).
+pub const OPEN_ROUTES: &[&str] = &["/", "/health/liveliness", "/health/liveness", "/health/readiness"];
+
+/// Paths that exist with and without `/v1` (and as `/openai/v1/...`).
+fn versioned(router: Router<AppState>, path: &str, route: axum::routing::MethodRouter<AppState>) -> Router<AppState> {
+    router
+        .route(path, route.clone())
+        .route(&format!("/v1{path}"), route.clone())
+        .route(&format!("/openai/v1{path}"), route)
+}
+
+pub fn build_app(state: AppState) -> Router {
+    let mut r = Router::new();
+    r = versioned(r, "/chat/completions", post(openai::chat));
+    r = versioned(r, "/completions", post(openai::completions));
+    r = versioned(r, "/embeddings", post(openai::embeddings));
+    r = versioned(r, "/models", get(openai::models));
+    r = r
+        .route("/v1/models/{*id}", get(openai::model))
+        .route("/models/{*id}", get(openai::model))
+        .route("/engines/{model}/chat/completions", post(openai::chat_for_model))
+        .route("/openai/deployments/{model}/chat/completions", post(openai::chat_for_model))
+        .route("/engines/{model}/completions", post(openai::completions_for_model))
+        .route("/openai/deployments/{model}/completions", post(openai::completions_for_model))
+        .route("/engines/{model}/embeddings", post(openai::embeddings_for_model))
+        .route("/openai/deployments/{model}/embeddings", post(openai::embeddings_for_model))
+        .route("/model/info", get(openai::model_info))
+        .route("/v1/model/info", get(openai::model_info))
+        .route("/health", get(health::health))
+        .route("/health/liveliness", get(health::liveliness))
+        .route("/health/liveness", get(health::liveliness))
+        .route("/health/readiness", get(health::readiness))
+        .route("/", get(health::root));
+    r.fallback(not_found)
+        .layer(middleware::from_fn_with_state(state.clone(), authenticate))
+        .layer(middleware::map_response(security_headers))
+        .layer(CatchPanicLayer::custom(|_| {
+            error_response(&GatewayError::Internal("internal error: the request handler failed".into()), None)
+        }))
+        .with_state(state)
+}
+
+async fn not_found(method: Method, uri: http::Uri) -> ApiError {
+    ApiError::from(GatewayError::NotFound(format!("Route not found: {method} {}", uri.path())))
+}
+
+/// The key a client presented, from any header LiteLLM accepts it in.
+fn presented_key(req: &Request) -> Option<&str> {
+    let h = req.headers();
+    if let Some(v) = h.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+        let k = auth::bearer(v);
+        if !k.is_empty() {
+            return Some(k);
+        }
+    }
+    auth::KEY_HEADERS.iter().find_map(|name| h.get(*name).and_then(|v| v.to_str().ok()).map(str::trim).filter(|v| !v.is_empty()))
+}
+
+async fn authenticate(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    if OPEN_ROUTES.contains(&req.uri().path()) {
+        return next.run(req).await;
+    }
+    match auth::check(state.gw.master_key(), presented_key(&req)) {
+        Ok(()) => next.run(req).await,
+        Err(e) => ApiError::from(e).into_response(),
+    }
+}
+
+async fn security_headers(mut resp: Response) -> Response {
+    let h = resp.headers_mut();
+    h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    h.insert("x-frame-options", HeaderValue::from_static("DENY"));
+    resp
+}
+
+/// Serve until `shutdown` resolves, then finish in-flight requests.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, build_app(state)).with_graceful_shutdown(shutdown).await
+}

@@ -1,0 +1,12 @@
+//! The ferrolite HTTP server: axum glue around `ferrolite-core`. Handlers
+//! decode the inbound request, call the pipeline and encode the answer;
+//! nothing else lives here.
+
+pub mod app;
+pub mod extract;
+pub mod response;
+pub mod routes;
+pub mod state;
+
+pub use app::{build_app, serve};
+pub use state::AppState;

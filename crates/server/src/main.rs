@@ -1,0 +1,204 @@
+//! `ferrolite`: the command line, compatible with `litellm`'s.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use clap::Parser;
+use ferrolite_core::config::{self, Config, Env};
+use ferrolite_core::{Gateway, VERSION};
+use ferrolite_server::{serve, AppState};
+use tracing_subscriber::EnvFilter;
+
+/// Master keys that LiteLLM's docs and examples use: anyone can guess them.
+const WEAK_MASTER_KEYS: &[&str] = &["sk-1234", "sk-12345", "sk-123456", "sk-master", "sk-admin", "sk-test", "sk-password"];
+
+#[derive(Parser, Debug)]
+#[command(name = "ferrolite", about = "An LLM gateway, drop-in compatible with the LiteLLM Proxy", disable_version_flag = true)]
+struct Cli {
+    /// Path to a LiteLLM config.yaml.
+    #[arg(short = 'c', long = "config", env = "CONFIG_FILE_PATH")]
+    config: Option<PathBuf>,
+    /// Address to listen on.
+    #[arg(long, env = "HOST", default_value = "0.0.0.0")]
+    host: String,
+    /// Port to listen on.
+    #[arg(long, env = "PORT", default_value_t = 4000)]
+    port: u16,
+    /// Single-model mode: the upstream model, e.g. openrouter/deepseek/deepseek-chat.
+    #[arg(short = 'm', long = "model")]
+    model: Option<String>,
+    /// Single-model mode: the public name of the model.
+    #[arg(long = "alias")]
+    alias: Option<String>,
+    /// Single-model mode: the upstream API base.
+    #[arg(long = "api_base")]
+    api_base: Option<String>,
+    /// Debug logging.
+    #[arg(long = "debug", env = "DEBUG", value_parser = clap::builder::FalseyValueParser::new())]
+    debug: bool,
+    /// Verbose debug logging.
+    #[arg(long = "detailed_debug", env = "DETAILED_DEBUG", value_parser = clap::builder::FalseyValueParser::new())]
+    detailed_debug: bool,
+    /// Check the config, report every problem, and exit (1 on error).
+    #[arg(long = "validate_config")]
+    validate_config: bool,
+    /// Accepted for compatibility: one ferrolite process already uses every core.
+    #[arg(long = "num_workers", env = "NUM_WORKERS")]
+    num_workers: Option<u32>,
+    /// Print the version and exit.
+    #[arg(short = 'v', long = "version")]
+    version: bool,
+}
+
+fn load(cli: &Cli) -> Result<Config, String> {
+    let env = Env::process();
+    match (&cli.config, &cli.model) {
+        (Some(path), _) => config::load_file(path, &env).map_err(|e| format!("{}: {e}", path.display())),
+        (None, Some(model)) => config::single_model(model, cli.alias.as_deref(), cli.api_base.as_deref(), &env).map_err(|e| e.to_string()),
+        (None, None) => Ok(Config::default()),
+    }
+}
+
+fn init_logging(cli: &Cli, json: bool) {
+    let level = if cli.detailed_debug {
+        "ferrolite=trace,ferrolite_core=trace,ferrolite_server=trace,ferrolite_providers=trace,info"
+    } else if cli.debug {
+        "ferrolite=debug,ferrolite_core=debug,ferrolite_server=debug,info"
+    } else {
+        match std::env::var("LITELLM_LOG").map(|v| v.to_ascii_uppercase()).as_deref() {
+            Ok("DEBUG") => "ferrolite=debug,ferrolite_core=debug,ferrolite_server=debug,info",
+            Ok("ERROR") => "error",
+            Ok("WARNING") | Ok("WARN") => "warn",
+            _ => "info",
+        }
+    };
+    let filter = EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| EnvFilter::new(level));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn warn_about(cfg: &Config, cli: &Cli) {
+    match cfg.general.master_key.as_ref() {
+        None => tracing::warn!(
+            "NO MASTER KEY IS SET: every route is open to anyone who can reach this port. Set general_settings.master_key or LITELLM_MASTER_KEY."
+        ),
+        Some(k) if WEAK_MASTER_KEYS.contains(&k.expose()) || k.expose().len() < 8 => {
+            tracing::warn!("the master key is a well-known example value or very short: anyone can guess it; use a long random key")
+        }
+        Some(k) if !k.expose().starts_with("sk-") => tracing::warn!("the master key does not start with \"sk-\" (LiteLLM requires that prefix)"),
+        Some(_) => {}
+    }
+    if let Some(n) = cli.num_workers {
+        tracing::info!("--num_workers {n} ignored: one ferrolite process already serves requests on every core");
+    }
+    if !cfg.not_implemented.is_empty() {
+        tracing::warn!(
+            "{} config key(s) are not implemented by ferrolite {VERSION} and are ignored (see docs/config.md): {}",
+            cfg.not_implemented.len(),
+            cfg.not_implemented.join(", ")
+        );
+    }
+    for w in &cfg.warnings {
+        tracing::warn!("{w}");
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}
+
+fn main() -> ExitCode {
+    let started = Instant::now();
+    let cli = Cli::parse();
+    if cli.version {
+        println!("ferrolite {VERSION}");
+        return ExitCode::SUCCESS;
+    }
+    let mut cfg = match load(&cli) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("ferrolite: invalid configuration\n{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if cfg.general.master_key.is_none() {
+        if let Some(k) = Env::process().get("LITELLM_MASTER_KEY") {
+            cfg.general.master_key = Some(ferrolite_types::Secret::new(k));
+        }
+    }
+    if cli.validate_config {
+        println!("config OK: {} deployment(s)", cfg.deployments.len());
+        for w in &cfg.warnings {
+            println!("warning: {w}");
+        }
+        if !cfg.not_implemented.is_empty() {
+            println!("not implemented (ignored): {}", cfg.not_implemented.join(", "));
+        }
+        return ExitCode::SUCCESS;
+    }
+    init_logging(&cli, cfg.litellm.json_logs);
+    warn_about(&cfg, &cli);
+
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("ferrolite: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        let gw = match Gateway::new(cfg) {
+            Ok(g) => g,
+            Err(e) => {
+                tracing::error!("{e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let addr = format!("{}:{}", cli.host, cli.port);
+        let listener = match tokio::net::TcpListener::bind(&addr).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!("cannot listen on {addr}: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let local: Option<SocketAddr> = listener.local_addr().ok();
+        tracing::info!(
+            "ferrolite {VERSION} ready on http://{} with {} deployment(s) in {:.1} ms",
+            local.map(|a| a.to_string()).unwrap_or(addr),
+            gw.router.all().len(),
+            started.elapsed().as_secs_f64() * 1000.0
+        );
+        match serve(listener, AppState::new(gw), shutdown_signal()).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                tracing::error!("server error: {e}");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}
