@@ -143,6 +143,7 @@ status_kb() {
 mb() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
 
 # ---------------------------------------------------------------- build
+FL_BUILD_FAILED=0
 if [[ ${SKIP_BUILD:-0} != 1 ]]; then
   log "building release binaries (CARGO_TARGET_DIR=$CARGO_TARGET_DIR)"
   if ! (cd "$ROOT" && cargo build --release -p ferrolite-bench) >"$RAW/build-bench.log" 2>&1; then
@@ -151,6 +152,7 @@ if [[ ${SKIP_BUILD:-0} != 1 ]]; then
   fi
   if [[ " $TARGETS " == *" ferrolite "* ]]; then
     if ! (cd "$ROOT" && cargo build --release -p ferrolite-server) >"$RAW/build-server.log" 2>&1; then
+      FL_BUILD_FAILED=1
       log "WARNING: cargo build -p ferrolite-server failed (see $RAW/build-server.log); the ferrolite phase will use an existing binary if there is one"
     fi
   fi
@@ -298,10 +300,12 @@ oha_run() {
   R[$t.$name.p99]=$(jq '.latencyPercentiles.p99 * 1000' "$out")
   R[$t.$name.cpu1k]=$(awk -v d=$((t1 - t0)) -v hz="$CLK_TCK" -v n="$ok" 'BEGIN { if (n > 0) printf "%.4f", d / hz / n * 1000; else print "NaN" }')
   R[$t.$name.cpus]=$(awk -v d=$((t1 - t0)) -v hz="$CLK_TCK" 'BEGIN { printf "%.2f", d / hz }')
+  # proxy CPU utilisation over the phase, % of one core
+  R[$t.$name.util]=$(awk -v d=$((t1 - t0)) -v hz="$CLK_TCK" -v s="$(jq .summary.total "$out")" 'BEGIN { if (s > 0) printf "%.0f", d / hz / s * 100; else print "NaN" }')
   if ((total - ok > 0)); then
     log "  $t/$name: $((total - ok)) of $total requests failed: $(jq -c '.statusCodeDistribution, .errorDistribution' "$out" | tr '\n' ' ')"
   fi
-  log "  $t/$name: ok=$ok rps=${R[$t.$name.rps]} p50=$(printf %.3f "${R[$t.$name.p50]}")ms p99=$(printf %.3f "${R[$t.$name.p99]}")ms proxy-cpu=${R[$t.$name.cpus]}s"
+  log "  $t/$name: ok=$ok rps=${R[$t.$name.rps]} p50=$(printf %.3f "${R[$t.$name.p50]}")ms p99=$(printf %.3f "${R[$t.$name.p99]}")ms proxy-cpu=${R[$t.$name.cpus]}s (${R[$t.$name.util]}% of a core)"
 }
 
 probe() { # check a target answers a chat completion and a stream correctly
@@ -372,17 +376,20 @@ rssmb() { local x=$1; [[ -z $x ]] && echo "—" || mb "$x"; }
   echo "- machine: $NCPU CPUs ($(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)), kernel $(uname -r)"
   echo "- pinning: $PIN_DESC"
   echo "- load generator: $OHA_VERSION; nginx: $("$NGINX" -v 2>&1 | sed 's/.*: //')"
+  ((FL_BUILD_FAILED)) && [[ ${STATUS[ferrolite]:-} == ok ]] && echo "- **WARNING: cargo build -p ferrolite-server failed; the ferrolite figures come from an older binary ($FERROLITE_BIN)**"
   echo "- workspace: $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo 'no commit') $(cd "$ROOT" && [[ -n $(git status --porcelain 2>/dev/null | head -1) ]] && echo '(dirty)')"
   echo "- phases: fixed rate ${RATE_SECS}s at 200 and 1000 RPS ($RATE_CONNS connections, latency-corrected); max throughput ${MAX_SECS}s closed loop, $MAX_CONNS connections; soak $SOAK_REQUESTS requests closed loop; TTFB $TTFB_REQUESTS streams (4 at a time, upstream frames ${STREAM_CHUNK_DELAY_MS} ms apart)"
   echo
   echo "## Latency and throughput (ms)"
   echo
-  echo "| target | p50 @200 | p99 @200 | p50 @1k | p99 @1k | max RPS | stream TTFB p50 | TTFB p99 | whole stream p50 |"
-  echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+  echo "| target | p50 @200 | p99 @200 | p50 @1k | p99 @1k | max RPS | proxy CPU at max | stream TTFB p50 | TTFB p99 | whole stream p50 |"
+  echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
   for t in $TARGETS; do
-    if [[ ${STATUS[$t]:-} != ok ]]; then echo "| $t | FAILED: ${STATUS[$t]:-not run} | | | | | | | |"; continue; fi
-    echo "| $t | $(v $t.rate200.p50 3) | $(v $t.rate200.p99 3) | $(v $t.rate1000.p50 3) | $(v $t.rate1000.p99 3) | $(vi $t.max.rps) | $(v $t.ttfb.p50 3) | $(v $t.ttfb.p99 3) | $(v $t.ttfb.total50 1) |"
+    if [[ ${STATUS[$t]:-} != ok ]]; then echo "| $t | FAILED: ${STATUS[$t]:-not run} | | | | | | | | |"; continue; fi
+    echo "| $t | $(v $t.rate200.p50 3) | $(v $t.rate200.p99 3) | $(v $t.rate1000.p50 3) | $(v $t.rate1000.p99 3) | $(vi $t.max.rps) | $(vi $t.max.util)% | $(v $t.ttfb.p50 3) | $(v $t.ttfb.p99 3) | $(v $t.ttfb.total50 1) |"
   done
+  echo
+  echo "\"proxy CPU at max\" is the proxy's CPU use during the max-throughput phase in % of one core: well under 100% (with PIN=1) means the client core (load generator + mock), not the proxy, was the limit."
   echo
   echo "## Proxy CPU and memory"
   echo

@@ -1,1 +1,8 @@
+//! Test doubles for ferrolite: mock upstreams that speak a provider's real
+#![allow(clippy::panic)]
+//! wire format (headers, SSE framing, error bodies) on `127.0.0.1:0`, with
+//! scripted replies and a record of every call.
 
+pub mod openai;
+
+pub use openai::{MockOpenAi, Recorded, Reply};

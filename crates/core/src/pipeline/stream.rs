@@ -220,10 +220,13 @@ impl SseRelay {
     }
 
     /// Read until there is something to send, the stream ends, or it fails.
+    /// `wait` bounds the whole step: bytes that produce no frame (keep-alive
+    /// comments, pings) do not extend it.
     pub async fn step(&mut self, wait: Duration) -> Step {
+        let deadline = tokio::time::Instant::now() + wait;
         let mut out = Vec::new();
         loop {
-            let next = match tokio::time::timeout(wait, self.body.next()).await {
+            let next = match tokio::time::timeout_at(deadline, self.body.next()).await {
                 Ok(n) => n,
                 Err(_) => return Step::Failed(out, StreamFailure::Transport(TransportError::Timeout)),
             };
