@@ -86,3 +86,6 @@ pub fn single_model(model: &str, alias: Option<&str>, api_base: Option<&str>, en
     let doc = serde_json::json!({ "model_list": [entry(name), entry("*")] });
     load::from_json(doc, Path::new("."), env)
 }
+
+#[cfg(test)]
+mod tests;

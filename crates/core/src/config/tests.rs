@@ -1,0 +1,189 @@
+use std::path::Path;
+
+use super::*;
+
+fn load(yaml: &str, env: &[(&str, &str)]) -> Result<Config, ConfigErrors> {
+    load_str(yaml, Path::new("."), &Env::isolated(env.iter().map(|(k, v)| (k.to_string(), v.to_string()))))
+}
+
+fn paths(e: &ConfigErrors) -> Vec<&str> {
+    e.0.iter().map(|i| i.path.as_str()).collect()
+}
+
+#[test]
+fn os_environ_is_resolved_everywhere_including_nested_values() {
+    let cfg = load(
+        "model_list:\n  - model_name: m\n    litellm_params:\n      model: openai/x\n      api_key: os.environ/KEY\n      extra_headers: {X-A: os.environ/HDR}\n      rpm: os.environ/RPM\ngeneral_settings:\n  master_key: os.environ/MASTER\n",
+        &[("KEY", "sk-up"), ("HDR", "h1"), ("RPM", "600"), ("MASTER", "sk-m")],
+    )
+    .unwrap();
+    let d = &cfg.deployments[0];
+    assert_eq!(d.api_key.as_ref().unwrap().expose(), "sk-up");
+    assert_eq!(d.rpm, Some(600.0), "numbers may come from the environment as strings");
+    let t = d.target.as_ref().unwrap();
+    assert!(t.headers.iter().any(|(k, v)| k == "x-a" && v == "h1"));
+    assert_eq!(cfg.general.master_key.as_ref().unwrap().expose(), "sk-m");
+    assert!(!format!("{cfg:?}").contains("sk-up"), "secrets never appear in Debug output");
+}
+
+#[test]
+fn a_missing_required_variable_names_the_variable_and_the_path() {
+    let e = load(
+        "model_list:\n  - model_name: m\n    litellm_params:\n      model: openai/x\n      api_key: os.environ/NOPE_KEY\n",
+        &[],
+    )
+    .unwrap_err();
+    assert_eq!(paths(&e), vec!["model_list[0].litellm_params.api_key"]);
+    assert!(e.to_string().contains("environment variable NOPE_KEY is not set"), "{e}");
+    let e = load("general_settings:\n  master_key: os.environ/NO_MASTER\n", &[]).unwrap_err();
+    assert_eq!(paths(&e), vec!["general_settings.master_key"]);
+}
+
+#[test]
+fn a_missing_optional_variable_is_a_warning() {
+    let cfg = load(
+        "model_list:\n  - model_name: m\n    litellm_params:\n      model: openai/x\n      api_key: k\n      organization: os.environ/NO_ORG\nrouter_settings:\n  redis_password: os.environ/NO_REDIS\n",
+        &[],
+    )
+    .unwrap();
+    assert_eq!(cfg.warnings.len(), 2, "{:?}", cfg.warnings);
+    assert!(cfg.warnings[0].contains("NO_ORG") || cfg.warnings[1].contains("NO_ORG"));
+}
+
+#[test]
+fn environment_variables_are_seen_by_os_environ_lookups() {
+    let cfg = load(
+        "environment_variables:\n  MY_KEY: from-config\nmodel_list:\n  - model_name: m\n    litellm_params:\n      model: openai/x\n      api_key: os.environ/MY_KEY\n",
+        &[],
+    )
+    .unwrap();
+    assert_eq!(cfg.deployments[0].api_key.as_ref().unwrap().expose(), "from-config");
+}
+
+#[test]
+fn provider_keys_and_bases_come_from_the_environment_when_absent() {
+    let cfg = load(
+        "model_list:\n  - model_name: a\n    litellm_params: {model: openai/gpt-4o}\n  - model_name: b\n    litellm_params: {model: openrouter/deepseek/deepseek-chat}\n  - model_name: c\n    litellm_params: {model: azure/dep}\n",
+        &[("OPENAI_API_KEY", "sk-oa"), ("OPENROUTER_API_KEY", "sk-or"), ("AZURE_API_BASE", "https://x.openai.azure.com/"), ("AZURE_API_KEY", "az")],
+    )
+    .unwrap();
+    let d = &cfg.deployments;
+    assert_eq!(d[0].api_key.as_ref().unwrap().expose(), "sk-oa");
+    assert_eq!(d[0].target.as_ref().unwrap().api_base, "https://api.openai.com/v1");
+    assert_eq!(d[1].api_key.as_ref().unwrap().expose(), "sk-or");
+    assert_eq!(d[1].target.as_ref().unwrap().model, "deepseek/deepseek-chat");
+    assert!(d[1].target.as_ref().unwrap().api_base.starts_with("https://openrouter.ai/api/v1"));
+    let az = d[2].target.as_ref().unwrap();
+    assert_eq!(az.api_base, "https://x.openai.azure.com");
+    assert!(az.api_version.is_some(), "azure gets a default api-version");
+    assert_eq!(az.auth, ferrolite_providers::AuthScheme::Header(http::HeaderName::from_static("api-key")));
+}
+
+#[test]
+fn api_base_is_completed_per_provider() {
+    let cfg = load(
+        "model_list:\n  - model_name: a\n    litellm_params: {model: hosted_vllm/llama, api_base: \"http://vllm:8000/v1/\"}\n  - model_name: b\n    litellm_params: {model: ollama_chat/llama3, api_base: \"http://localhost:11434\"}\n  - model_name: c\n    litellm_params: {model: openai/x, api_base: \"http://h:1\", api_key: k}\n  - model_name: d\n    litellm_params: {model: mistral/mistral-large, api_base: \"https://api.mistral.ai\", api_key: k}\n",
+        &[],
+    )
+    .unwrap();
+    let bases: Vec<&str> = cfg.deployments.iter().map(|d| d.target.as_ref().unwrap().api_base.as_str()).collect();
+    assert_eq!(bases, ["http://vllm:8000/v1", "http://localhost:11434/v1", "http://h:1", "https://api.mistral.ai/v1"]);
+    assert_eq!(cfg.deployments[0].target.as_ref().unwrap().auth, ferrolite_providers::AuthScheme::None, "no key → no auth header");
+}
+
+#[test]
+fn includes_merge_relative_to_the_including_file() {
+    let dir = std::env::temp_dir().join(format!("ferrolite-include-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(dir.join("sub")).unwrap();
+    std::fs::write(
+        dir.join("config.yaml"),
+        "include: [sub/models.yaml]\nmodel_list:\n  - model_name: a\n    litellm_params: {model: openai/a, api_key: k}\nlitellm_settings: {num_retries: 1}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("sub/models.yaml"),
+        "include: [more.yaml]\nmodel_list:\n  - model_name: b\n    litellm_params: {model: openai/b, api_key: k}\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("sub/more.yaml"), "model_list:\n  - model_name: c\n    litellm_params: {model: openai/c, api_key: k}\n").unwrap();
+    let cfg = load_file(&dir.join("config.yaml"), &Env::isolated(Vec::<(String, String)>::new())).unwrap();
+    let names: Vec<&str> = cfg.deployments.iter().map(|d| d.model_name.as_str()).collect();
+    assert_eq!(names, ["a", "b", "c"], "lists concatenate");
+    assert_eq!(cfg.litellm.num_retries, Some(1));
+    std::fs::write(dir.join("bad.yaml"), "include: [missing.yaml]\n").unwrap();
+    let e = load_file(&dir.join("bad.yaml"), &Env::isolated(Vec::<(String, String)>::new())).unwrap_err();
+    assert!(e.to_string().contains("missing.yaml"), "{e}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn every_problem_is_reported_with_its_path() {
+    let e = load(
+        "model_list:\n  - model_name: a\n    litellm_params: {api_key: k}\n  - litellm_params: {model: openai/b, rpm: lots}\n  - model_name: c\n    litellm_params: {model: mystery-model}\n  - model_name: d\n    litellm_params: {model: openai/d, timeout: -1}\nlitellm_settings: {num_retries: -2}\nrouter_settings: {routing_strategy: fastest}\n",
+        &[],
+    )
+    .unwrap_err();
+    let p = paths(&e);
+    for want in [
+        "model_list[0].litellm_params.model",
+        "model_list[1].model_name",
+        "model_list[1].litellm_params.rpm",
+        "model_list[2].litellm_params.model",
+        "model_list[3].litellm_params.timeout",
+        "litellm_settings.num_retries",
+        "router_settings.routing_strategy",
+    ] {
+        assert!(p.contains(&want), "missing {want} in {p:?}");
+    }
+    assert!(e.to_string().contains("LLM Provider NOT provided"), "{e}");
+}
+
+#[test]
+fn keys_not_implemented_are_collected_not_fatal() {
+    let cfg = load(
+        "model_list:\n  - model_name: a\n    litellm_params: {model: openai/a, api_key: k, tags: [x], input_cost_per_token: 0.1, temperature: 0.5}\nlitellm_settings: {cache: true, drop_params: true, callbacks: [prometheus]}\ngeneral_settings: {database_url: postgres://x, master_key: sk-x}\nrouter_settings: {routing_strategy: least-busy, redis_host: h}\nguardrails: []\n",
+        &[],
+    )
+    .unwrap();
+    for k in [
+        "guardrails",
+        "litellm_settings.cache",
+        "litellm_settings.callbacks",
+        "general_settings.database_url",
+        "router_settings.redis_host",
+        "model_list[0].litellm_params.tags",
+        "model_list[0].litellm_params.input_cost_per_token",
+    ] {
+        assert!(cfg.not_implemented.iter().any(|n| n == k), "{k} not in {:?}", cfg.not_implemented);
+    }
+    assert!(cfg.not_implemented.iter().any(|n| n.starts_with("router_settings.routing_strategy=least-busy")));
+    assert!(!cfg.not_implemented.iter().any(|n| n.contains("temperature") || n.contains("drop_params")));
+    assert_eq!(cfg.deployments[0].defaults.as_ref().unwrap().keys().collect::<Vec<_>>(), vec!["temperature"], "LiteLLM-only params are never forwarded");
+}
+
+#[test]
+fn single_model_mode_serves_the_alias_and_any_name() {
+    let cfg = single_model("openrouter/deepseek/deepseek-chat", Some("ds"), None, &Env::isolated([("OPENROUTER_API_KEY", "k")])).unwrap();
+    let names: Vec<&str> = cfg.deployments.iter().map(|d| d.model_name.as_str()).collect();
+    assert_eq!(names, ["ds", "*"]);
+    assert_eq!(cfg.deployments[1].target.as_ref().unwrap().model, "deepseek/deepseek-chat");
+}
+
+#[test]
+fn ids_are_stable_and_explicit_ids_must_be_unique() {
+    let yaml = "model_list:\n  - {model_name: a, litellm_params: {model: openai/a, api_key: k}}\n  - {model_name: a, litellm_params: {model: openai/a, api_key: k}}\n";
+    let one = load(yaml, &[]).unwrap();
+    let two = load(yaml, &[]).unwrap();
+    assert_eq!(one.deployments[0].id, two.deployments[0].id);
+    assert_ne!(one.deployments[0].id, one.deployments[1].id);
+    let e = load("model_list:\n  - {model_name: a, litellm_params: {model: openai/a}, model_info: {id: x}}\n  - {model_name: b, litellm_params: {model: openai/b}, model_info: {id: x}}\n", &[]).unwrap_err();
+    assert!(e.to_string().contains("duplicate deployment id"));
+}
+
+#[test]
+fn not_yaml_and_wrong_shapes_are_clear_errors() {
+    assert!(load("model_list: [", &[]).unwrap_err().to_string().contains("not valid YAML"));
+    assert!(load("- a\n- b\n", &[]).unwrap_err().to_string().contains("mapping at the top level"));
+    assert_eq!(paths(&load("model_list: 5\n", &[]).unwrap_err()), vec!["model_list"]);
+    assert!(load("", &[]).unwrap().deployments.is_empty());
+}
