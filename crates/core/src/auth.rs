@@ -7,15 +7,22 @@ use subtle::ConstantTimeEq;
 use crate::GatewayError;
 
 /// Header names a gateway key is accepted in, besides `Authorization: Bearer`.
-pub const KEY_HEADERS: &[&str] =
-    &["x-litellm-api-key", "x-api-key", "api-key", "x-goog-api-key", "ocp-apim-subscription-key"];
+pub const KEY_HEADERS: &[&str] = &[
+    "x-litellm-api-key",
+    "x-api-key",
+    "api-key",
+    "x-goog-api-key",
+    "ocp-apim-subscription-key",
+];
 
 /// Check a presented key against the master key. With no master key
 /// configured every request is allowed (the server warns at startup).
 pub fn check(master: Option<&Secret>, presented: Option<&str>) -> Result<(), GatewayError> {
     let Some(master) = master else { return Ok(()) };
     let Some(presented) = presented else {
-        return Err(GatewayError::Unauthorized("Authentication Error, No api key passed in.".into()));
+        return Err(GatewayError::Unauthorized(
+            "Authentication Error, No api key passed in.".into(),
+        ));
     };
     if bool::from(presented.as_bytes().ct_eq(master.expose().as_bytes())) {
         Ok(())
@@ -43,10 +50,19 @@ mod tests {
     fn master_key_check() {
         let m = Secret::new("sk-master-1");
         assert!(check(Some(&m), Some("sk-master-1")).is_ok());
-        assert_eq!(check(Some(&m), Some("sk-master-2")).unwrap_err().status(), 401);
-        assert_eq!(check(Some(&m), None).unwrap_err().to_string(), "Authentication Error, No api key passed in.");
+        assert_eq!(
+            check(Some(&m), Some("sk-master-2")).unwrap_err().status(),
+            401
+        );
+        assert_eq!(
+            check(Some(&m), None).unwrap_err().to_string(),
+            "Authentication Error, No api key passed in."
+        );
         assert!(check(None, None).is_ok());
-        assert!(!check(Some(&m), Some("sk-master-2")).unwrap_err().to_string().contains("sk-master"));
+        assert!(!check(Some(&m), Some("sk-master-2"))
+            .unwrap_err()
+            .to_string()
+            .contains("sk-master"));
     }
 
     #[test]

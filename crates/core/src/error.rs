@@ -10,7 +10,10 @@ use ferrolite_types::openai::{ErrorBody, ErrorDetail};
 pub enum GatewayError {
     /// The client's request is malformed or asks for something impossible.
     #[error("{message}")]
-    BadRequest { message: String, param: Option<String> },
+    BadRequest {
+        message: String,
+        param: Option<String>,
+    },
     /// No usable credential was presented.
     #[error("{0}")]
     Unauthorized(String),
@@ -28,13 +31,25 @@ pub enum GatewayError {
     PayloadTooLarge(String),
     /// The upstream answered with an error, after retries.
     #[error("{}", .error.message)]
-    Upstream { error: UpstreamError, group: String, retries: u32 },
+    Upstream {
+        error: Box<UpstreamError>,
+        group: String,
+        retries: u32,
+    },
     /// No answer within the timeout, after retries.
     #[error("upstream timed out after {after:?}")]
-    Timeout { group: String, after: Duration, retries: u32 },
+    Timeout {
+        group: String,
+        after: Duration,
+        retries: u32,
+    },
     /// The upstream could not be reached or broke the connection.
     #[error("{message}")]
-    Connect { message: String, group: String, retries: u32 },
+    Connect {
+        message: String,
+        group: String,
+        retries: u32,
+    },
     /// The upstream answered 2xx with a body we cannot read.
     #[error("{0}")]
     BadUpstreamResponse(String),
@@ -45,7 +60,10 @@ pub enum GatewayError {
 
 impl GatewayError {
     pub fn bad_request(message: impl Into<String>) -> Self {
-        GatewayError::BadRequest { message: message.into(), param: None }
+        GatewayError::BadRequest {
+            message: message.into(),
+            param: None,
+        }
     }
 
     pub fn status(&self) -> u16 {
@@ -74,9 +92,10 @@ impl GatewayError {
     pub fn error_type(&self) -> String {
         match self {
             GatewayError::Unauthorized(_) => "auth_error".to_owned(),
-            GatewayError::Upstream { error, .. } => {
-                error.kind.clone().unwrap_or_else(|| type_for_status(self.status()).to_owned())
-            }
+            GatewayError::Upstream { error, .. } => error
+                .kind
+                .clone()
+                .unwrap_or_else(|| type_for_status(self.status()).to_owned()),
             GatewayError::Timeout { .. } => "timeout".to_owned(),
             other => type_for_status(other.status()).to_owned(),
         }
@@ -197,14 +216,14 @@ mod tests {
 
     fn upstream(status: u16, kind: Option<&str>) -> GatewayError {
         GatewayError::Upstream {
-            error: UpstreamError {
+            error: Box::new(UpstreamError {
                 status,
                 message: "Rate limit reached".into(),
                 kind: kind.map(Into::into),
                 param: None,
                 code: None,
                 provider_label: "OpenAIException".into(),
-            },
+            }),
             group: "bad429".into(),
             retries: 2,
         }
@@ -216,22 +235,47 @@ mod tests {
         assert_eq!(e.status(), 429);
         assert_eq!(e.error_type(), "rate_limit_error");
         let m = e.client_message();
-        assert!(m.starts_with("litellm.RateLimitError: RateLimitError: OpenAIException - Rate limit reached"), "{m}");
+        assert!(
+            m.starts_with(
+                "litellm.RateLimitError: RateLimitError: OpenAIException - Rate limit reached"
+            ),
+            "{m}"
+        );
         assert!(m.contains("Received Model Group=bad429"));
         assert!(m.ends_with("LiteLLM Retried: 2 times"));
-        assert_eq!(upstream(400, Some("invalid_request_error")).error_type(), "invalid_request_error");
+        assert_eq!(
+            upstream(400, Some("invalid_request_error")).error_type(),
+            "invalid_request_error"
+        );
         assert_eq!(upstream(200, None).status(), 502);
     }
 
     #[test]
     fn status_table() {
         assert_eq!(GatewayError::bad_request("x").status(), 400);
-        assert_eq!(GatewayError::Unauthorized("x".into()).error_type(), "auth_error");
+        assert_eq!(
+            GatewayError::Unauthorized("x".into()).error_type(),
+            "auth_error"
+        );
         assert_eq!(GatewayError::UnknownModel("x".into()).status(), 400);
         assert_eq!(GatewayError::PayloadTooLarge("x".into()).status(), 413);
-        let t = GatewayError::Timeout { group: "g".into(), after: Duration::from_millis(1500), retries: 0 };
+        let t = GatewayError::Timeout {
+            group: "g".into(),
+            after: Duration::from_millis(1500),
+            retries: 0,
+        };
         assert_eq!(t.status(), 408);
-        assert!(t.client_message().starts_with("litellm.Timeout: Request timed out after 1.5 seconds"));
-        assert_eq!(GatewayError::Connect { message: "x".into(), group: "g".into(), retries: 0 }.status(), 502);
+        assert!(t
+            .client_message()
+            .starts_with("litellm.Timeout: Request timed out after 1.5 seconds"));
+        assert_eq!(
+            GatewayError::Connect {
+                message: "x".into(),
+                group: "g".into(),
+                retries: 0
+            }
+            .status(),
+            502
+        );
     }
 }

@@ -27,7 +27,11 @@ pub struct Gateway {
 impl Gateway {
     pub fn new(config: Config) -> Result<Self, String> {
         let router = Router::new(&config.deployments, &config.router.model_group_alias);
-        Ok(Self { router, http: crate::upstream::client()?, config })
+        Ok(Self {
+            router,
+            http: crate::upstream::client()?,
+            config,
+        })
     }
 
     pub fn master_key(&self) -> Option<&Secret> {
@@ -36,11 +40,19 @@ impl Gateway {
 
     /// Retries after the first attempt unless the request says otherwise.
     pub fn num_retries(&self) -> u32 {
-        self.config.router.num_retries.or(self.config.litellm.num_retries).unwrap_or(DEFAULT_NUM_RETRIES)
+        self.config
+            .router
+            .num_retries
+            .or(self.config.litellm.num_retries)
+            .unwrap_or(DEFAULT_NUM_RETRIES)
     }
 
     pub fn default_timeout(&self) -> Duration {
-        self.config.router.timeout.or(self.config.litellm.request_timeout).unwrap_or(DEFAULT_TIMEOUT)
+        self.config
+            .router
+            .timeout
+            .or(self.config.litellm.request_timeout)
+            .unwrap_or(DEFAULT_TIMEOUT)
     }
 
     pub fn max_request_bytes(&self) -> usize {

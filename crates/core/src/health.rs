@@ -24,7 +24,11 @@ async fn check(gw: &Gateway, d: &Deployment) -> Result<(), String> {
     // Route through the pipeline with the deployment's own name, so the
     // check uses exactly what a request would: for wildcard groups, the
     // model written in litellm_params.
-    let name = if d.model_name.contains('*') { d.litellm_model.replace('*', "health-check") } else { d.model_name.clone() };
+    let name = if d.model_name.contains('*') {
+        d.litellm_model.replace('*', "health-check")
+    } else {
+        d.model_name.clone()
+    };
     let mut ctx = RequestContext::new();
     ctx.num_retries = Some(0);
     ctx.timeout = Some(
@@ -35,9 +39,14 @@ async fn check(gw: &Gateway, d: &Deployment) -> Result<(), String> {
             .map(Duration::from_secs_f64)
             .unwrap_or(HEALTH_CHECK_TIMEOUT),
     );
-    let mode = d.model_info.get("mode").and_then(Value::as_str).unwrap_or("chat");
+    let mode = d
+        .model_info
+        .get("mode")
+        .and_then(Value::as_str)
+        .unwrap_or("chat");
     let result = if mode == "embedding" {
-        let req: EmbeddingRequest = serde_json::from_value(json!({"model": name, "input": "ping"})).map_err(|e| e.to_string())?;
+        let req: EmbeddingRequest = serde_json::from_value(json!({"model": name, "input": "ping"}))
+            .map_err(|e| e.to_string())?;
         pipeline::embedding(gw, &ctx, req).await.map(|_| ())
     } else {
         let req: ChatRequest = serde_json::from_value(json!({"model": name, "messages": [{"role": "user", "content": "ping"}], "max_tokens": 1}))
@@ -50,7 +59,9 @@ async fn check(gw: &Gateway, d: &Deployment) -> Result<(), String> {
 /// The `/health` document.
 pub async fn report(gw: &Gateway) -> Value {
     let deployments = gw.router.all();
-    let checks = deployments.iter().map(|d| async move { (d, check(gw, d).await) });
+    let checks = deployments
+        .iter()
+        .map(|d| async move { (d, check(gw, d).await) });
     let results = futures_util::future::join_all(checks).await;
     let mut healthy = Vec::new();
     let mut unhealthy = Vec::new();

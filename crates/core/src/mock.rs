@@ -7,7 +7,9 @@ use ferrolite_types::openai::chat::describe;
 use ferrolite_types::openai::chunk::{ChunkChoice, Delta};
 use ferrolite_types::openai::completions::CompletionResponse;
 use ferrolite_types::openai::embeddings::EmbeddingResponse;
-use ferrolite_types::openai::{ChatChunk, ChatMessage, ChatRequest, ChatResponse, Choice, CompletionRequest, EmbeddingRequest};
+use ferrolite_types::openai::{
+    ChatChunk, ChatMessage, ChatRequest, ChatResponse, Choice, CompletionRequest, EmbeddingRequest,
+};
 use ferrolite_types::sse::{data_frame, DONE_FRAME};
 use ferrolite_types::{JsonMap, Usage};
 use serde_json::{json, Value};
@@ -18,7 +20,10 @@ pub fn estimate_tokens(text: &str) -> u64 {
 }
 
 fn now() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 fn chat_id() -> String {
@@ -26,7 +31,11 @@ fn chat_id() -> String {
 }
 
 fn prompt_tokens(req: &ChatRequest) -> u64 {
-    let text: String = req.messages.iter().filter_map(|m| m.content.as_ref().map(|c| c.text())).collect();
+    let text: String = req
+        .messages
+        .iter()
+        .filter_map(|m| m.content.as_ref().map(|c| c.text()))
+        .collect();
     estimate_tokens(&text)
 }
 
@@ -36,7 +45,12 @@ pub fn chat(content: &str, req: &ChatRequest, model: &str) -> ChatResponse {
         object: "chat.completion".into(),
         created: now(),
         model: model.to_owned(),
-        choices: vec![Choice { index: 0, message: ChatMessage::assistant_text(content), finish_reason: Some("stop".into()), extra: JsonMap::new() }],
+        choices: vec![Choice {
+            index: 0,
+            message: ChatMessage::assistant_text(content),
+            finish_reason: Some("stop".into()),
+            extra: JsonMap::new(),
+        }],
         usage: Some(Usage::new(prompt_tokens(req), estimate_tokens(content))),
         extra: JsonMap::new(),
     }
@@ -71,18 +85,37 @@ pub fn chat_stream(content: &str, req: &ChatRequest, model: &str) -> Vec<Bytes> 
         object: "chat.completion.chunk".into(),
         created,
         model: model.to_owned(),
-        choices: vec![ChunkChoice { index: 0, delta, finish_reason: finish.map(Into::into), extra: JsonMap::new() }],
+        choices: vec![ChunkChoice {
+            index: 0,
+            delta,
+            finish_reason: finish.map(Into::into),
+            extra: JsonMap::new(),
+        }],
         usage: None,
         extra: JsonMap::new(),
     };
     let mut frames = Vec::new();
     let parts = pieces(content);
     if parts.is_empty() {
-        frames.push(frame(&chunk(Delta { role: Some("assistant".into()), content: Some(String::new()), ..Default::default() }, None)));
+        frames.push(frame(&chunk(
+            Delta {
+                role: Some("assistant".into()),
+                content: Some(String::new()),
+                ..Default::default()
+            },
+            None,
+        )));
     }
     for (i, p) in parts.iter().enumerate() {
         let role = (i == 0).then(|| "assistant".to_owned());
-        frames.push(frame(&chunk(Delta { role, content: Some((*p).to_owned()), ..Default::default() }, None)));
+        frames.push(frame(&chunk(
+            Delta {
+                role,
+                content: Some((*p).to_owned()),
+                ..Default::default()
+            },
+            None,
+        )));
     }
     frames.push(frame(&chunk(Delta::default(), Some("stop"))));
     if req.wants_stream_usage() {
@@ -104,13 +137,22 @@ fn prompt_text(prompt: &Value) -> String {
 
 pub fn completion(content: &str, req: &CompletionRequest, model: &str) -> CompletionResponse {
     let mut extra = JsonMap::new();
-    extra.insert("id".into(), json!(format!("cmpl-{}", uuid::Uuid::new_v4().simple())));
+    extra.insert(
+        "id".into(),
+        json!(format!("cmpl-{}", uuid::Uuid::new_v4().simple())),
+    );
     extra.insert("object".into(), json!("text_completion"));
     extra.insert("created".into(), json!(now()));
-    extra.insert("choices".into(), json!([{"text": content, "index": 0, "logprobs": null, "finish_reason": "stop"}]));
+    extra.insert(
+        "choices".into(),
+        json!([{"text": content, "index": 0, "logprobs": null, "finish_reason": "stop"}]),
+    );
     CompletionResponse {
         model: model.to_owned(),
-        usage: Some(Usage::new(estimate_tokens(&prompt_text(&req.prompt)), estimate_tokens(content))),
+        usage: Some(Usage::new(
+            estimate_tokens(&prompt_text(&req.prompt)),
+            estimate_tokens(content),
+        )),
         extra,
     }
 }
@@ -120,13 +162,22 @@ pub fn completion_stream(content: &str, req: &CompletionRequest, model: &str) ->
     let created = now();
     let mut frames: Vec<Bytes> = pieces(content)
         .iter()
-        .map(|p| frame(&json!({"id": id, "object": "text_completion", "created": created, "model": model,
-            "choices": [{"text": p, "index": 0, "logprobs": null, "finish_reason": null}]})))
+        .map(|p| {
+            frame(
+                &json!({"id": id, "object": "text_completion", "created": created, "model": model,
+            "choices": [{"text": p, "index": 0, "logprobs": null, "finish_reason": null}]}),
+            )
+        })
         .collect();
-    frames.push(frame(&json!({"id": id, "object": "text_completion", "created": created, "model": model,
-        "choices": [{"text": "", "index": 0, "logprobs": null, "finish_reason": "stop"}]})));
+    frames.push(frame(
+        &json!({"id": id, "object": "text_completion", "created": created, "model": model,
+        "choices": [{"text": "", "index": 0, "logprobs": null, "finish_reason": "stop"}]}),
+    ));
     if req.wants_stream_usage() {
-        let u = Usage::new(estimate_tokens(&prompt_text(&req.prompt)), estimate_tokens(content));
+        let u = Usage::new(
+            estimate_tokens(&prompt_text(&req.prompt)),
+            estimate_tokens(content),
+        );
         frames.push(frame(&json!({"id": id, "object": "text_completion", "created": created, "model": model, "choices": [], "usage": u})));
     }
     frames.push(Bytes::from_static(DONE_FRAME));
@@ -141,8 +192,17 @@ pub const MOCK_EMBEDDING_DIMS: usize = 8;
 fn vector(text: &str) -> Vec<f32> {
     use sha2::{Digest, Sha256};
     let digest = Sha256::digest(text.as_bytes());
-    let raw: Vec<f32> = digest.iter().take(MOCK_EMBEDDING_DIMS).map(|b| f32::from(*b) / 255.0 - 0.5).collect();
-    let norm = raw.iter().map(|x| x * x).sum::<f32>().sqrt().max(f32::EPSILON);
+    let raw: Vec<f32> = digest
+        .iter()
+        .take(MOCK_EMBEDDING_DIMS)
+        .map(|b| f32::from(*b) / 255.0 - 0.5)
+        .collect();
+    let norm = raw
+        .iter()
+        .map(|x| x * x)
+        .sum::<f32>()
+        .sqrt()
+        .max(f32::EPSILON);
     raw.into_iter().map(|x| x / norm).collect()
 }
 
@@ -160,7 +220,13 @@ pub fn embedding(req: &EmbeddingRequest, model: &str) -> Result<EmbeddingRespons
     let raw = serde_json::value::to_raw_value(&data).map_err(|e| e.to_string())?;
     let mut usage = Usage::new(tokens, 0);
     usage.completion_tokens = 0;
-    Ok(EmbeddingResponse { object: "list".into(), data: raw, model: model.to_owned(), usage: Some(usage), extra: JsonMap::new() })
+    Ok(EmbeddingResponse {
+        object: "list".into(),
+        data: raw,
+        model: model.to_owned(),
+        usage: Some(usage),
+        extra: JsonMap::new(),
+    })
 }
 
 #[cfg(test)]

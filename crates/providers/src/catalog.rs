@@ -99,7 +99,10 @@ impl Catalog {
 pub fn catalog() -> Result<&'static Catalog, String> {
     static CATALOG: OnceLock<Result<Catalog, String>> = OnceLock::new();
     CATALOG
-        .get_or_init(|| serde_yaml_ng::from_str(CATALOG_YAML).map_err(|e| format!("built-in provider catalog: {e}")))
+        .get_or_init(|| {
+            serde_yaml_ng::from_str(CATALOG_YAML)
+                .map_err(|e| format!("built-in provider catalog: {e}"))
+        })
         .as_ref()
         .map_err(Clone::clone)
 }
@@ -112,8 +115,22 @@ mod tests {
     fn shipped_catalog_parses_and_has_the_required_providers() {
         let c = catalog().unwrap();
         for p in [
-            "openai", "openrouter", "deepseek", "groq", "mistral", "together_ai", "xai", "fireworks_ai",
-            "deepinfra", "perplexity", "cerebras", "hosted_vllm", "vllm", "lm_studio", "ollama_chat", "ollama",
+            "openai",
+            "openrouter",
+            "deepseek",
+            "groq",
+            "mistral",
+            "together_ai",
+            "xai",
+            "fireworks_ai",
+            "deepinfra",
+            "perplexity",
+            "cerebras",
+            "hosted_vllm",
+            "vllm",
+            "lm_studio",
+            "ollama_chat",
+            "ollama",
             "azure",
         ] {
             let spec = c.get(p).unwrap_or_else(|| panic!("catalog lacks {p}"));
@@ -124,14 +141,23 @@ mod tests {
             );
         }
         assert_eq!(c.get("azure").unwrap().provider_kind(), ProviderKind::Azure);
-        assert!(c.get("openai").unwrap().api_base.as_deref().unwrap().starts_with("https://api.openai.com"));
+        assert!(c
+            .get("openai")
+            .unwrap()
+            .api_base
+            .as_deref()
+            .unwrap()
+            .starts_with("https://api.openai.com"));
     }
 
     #[test]
     fn user_base_completion() {
         let mut spec: ProviderSpec = serde_yaml_ng::from_str("user_base: ensure_v1").unwrap();
         assert_eq!(spec.complete_user_base("http://h:8000"), "http://h:8000/v1");
-        assert_eq!(spec.complete_user_base("http://h:8000/v1/"), "http://h:8000/v1");
+        assert_eq!(
+            spec.complete_user_base("http://h:8000/v1/"),
+            "http://h:8000/v1"
+        );
         spec.user_base = UserBase::AsIs;
         assert_eq!(spec.complete_user_base("http://h:8000/"), "http://h:8000");
     }

@@ -12,7 +12,7 @@ pub enum TranslateError {
     Unsupported(String),
     /// The upstream reported an error inside a stream.
     #[error("{}", .0.message)]
-    Upstream(UpstreamError),
+    Upstream(Box<UpstreamError>),
     /// The request cannot be expressed for this provider.
     #[error("{0}")]
     BadRequest(String),

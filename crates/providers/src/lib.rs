@@ -11,9 +11,11 @@ pub mod registry;
 pub mod target;
 
 use bytes::Bytes;
-use ferrolite_types::openai::{ChatChunk, ChatRequest, ChatResponse, CompletionRequest, EmbeddingRequest};
 use ferrolite_types::openai::completions::CompletionResponse;
 use ferrolite_types::openai::embeddings::EmbeddingResponse;
+use ferrolite_types::openai::{
+    ChatChunk, ChatRequest, ChatResponse, CompletionRequest, EmbeddingRequest,
+};
 use ferrolite_types::sse::SseEvent;
 use ferrolite_types::Usage;
 
@@ -50,7 +52,11 @@ pub trait Provider: Send + Sync {
         opts: BuildOptions<'_>,
     ) -> Result<UpstreamRequest, TranslateError>;
 
-    fn parse_chat_response(&self, body: &[u8], target: &Target) -> Result<ChatResponse, TranslateError>;
+    fn parse_chat_response(
+        &self,
+        body: &[u8],
+        target: &Target,
+    ) -> Result<ChatResponse, TranslateError>;
 
     fn chat_stream(&self, target: &Target) -> Box<dyn StreamTranslator>;
 
@@ -61,12 +67,22 @@ pub trait Provider: Send + Sync {
         opts: BuildOptions<'_>,
     ) -> Result<UpstreamRequest, TranslateError> {
         let _ = (req, opts);
-        Err(TranslateError::Unsupported(format!("{} does not support /v1/completions", target.provider)))
+        Err(TranslateError::Unsupported(format!(
+            "{} does not support /v1/completions",
+            target.provider
+        )))
     }
 
-    fn parse_completion_response(&self, body: &[u8], target: &Target) -> Result<CompletionResponse, TranslateError> {
+    fn parse_completion_response(
+        &self,
+        body: &[u8],
+        target: &Target,
+    ) -> Result<CompletionResponse, TranslateError> {
         let _ = body;
-        Err(TranslateError::Unsupported(format!("{} does not support /v1/completions", target.provider)))
+        Err(TranslateError::Unsupported(format!(
+            "{} does not support /v1/completions",
+            target.provider
+        )))
     }
 
     fn embedding_request(
@@ -76,12 +92,22 @@ pub trait Provider: Send + Sync {
         opts: BuildOptions<'_>,
     ) -> Result<UpstreamRequest, TranslateError> {
         let _ = (req, opts);
-        Err(TranslateError::Unsupported(format!("{} does not support /v1/embeddings", target.provider)))
+        Err(TranslateError::Unsupported(format!(
+            "{} does not support /v1/embeddings",
+            target.provider
+        )))
     }
 
-    fn parse_embedding_response(&self, body: &[u8], target: &Target) -> Result<EmbeddingResponse, TranslateError> {
+    fn parse_embedding_response(
+        &self,
+        body: &[u8],
+        target: &Target,
+    ) -> Result<EmbeddingResponse, TranslateError> {
         let _ = body;
-        Err(TranslateError::Unsupported(format!("{} does not support /v1/embeddings", target.provider)))
+        Err(TranslateError::Unsupported(format!(
+            "{} does not support /v1/embeddings",
+            target.provider
+        )))
     }
 
     /// Turn an upstream error answer into the gateway's view of it.

@@ -17,10 +17,19 @@ use crate::routes::{health, openai};
 use crate::state::AppState;
 
 /// Routes reachable without a key (load balancer probes).
-pub const OPEN_ROUTES: &[&str] = &["/", "/health/liveliness", "/health/liveness", "/health/readiness"];
+pub const OPEN_ROUTES: &[&str] = &[
+    "/",
+    "/health/liveliness",
+    "/health/liveness",
+    "/health/readiness",
+];
 
 /// Paths that exist with and without `/v1` (and as `/openai/v1/...`).
-fn versioned(router: Router<AppState>, path: &str, route: axum::routing::MethodRouter<AppState>) -> Router<AppState> {
+fn versioned(
+    router: Router<AppState>,
+    path: &str,
+    route: axum::routing::MethodRouter<AppState>,
+) -> Router<AppState> {
     router
         .route(path, route.clone())
         .route(&format!("/v1{path}"), route.clone())
@@ -36,12 +45,30 @@ pub fn build_app(state: AppState) -> Router {
     r = r
         .route("/v1/models/{*id}", get(openai::model))
         .route("/models/{*id}", get(openai::model))
-        .route("/engines/{model}/chat/completions", post(openai::chat_for_model))
-        .route("/openai/deployments/{model}/chat/completions", post(openai::chat_for_model))
-        .route("/engines/{model}/completions", post(openai::completions_for_model))
-        .route("/openai/deployments/{model}/completions", post(openai::completions_for_model))
-        .route("/engines/{model}/embeddings", post(openai::embeddings_for_model))
-        .route("/openai/deployments/{model}/embeddings", post(openai::embeddings_for_model))
+        .route(
+            "/engines/{model}/chat/completions",
+            post(openai::chat_for_model),
+        )
+        .route(
+            "/openai/deployments/{model}/chat/completions",
+            post(openai::chat_for_model),
+        )
+        .route(
+            "/engines/{model}/completions",
+            post(openai::completions_for_model),
+        )
+        .route(
+            "/openai/deployments/{model}/completions",
+            post(openai::completions_for_model),
+        )
+        .route(
+            "/engines/{model}/embeddings",
+            post(openai::embeddings_for_model),
+        )
+        .route(
+            "/openai/deployments/{model}/embeddings",
+            post(openai::embeddings_for_model),
+        )
         .route("/model/info", get(openai::model_info))
         .route("/v1/model/info", get(openai::model_info))
         .route("/health", get(health::health))
@@ -53,25 +80,39 @@ pub fn build_app(state: AppState) -> Router {
         .layer(middleware::from_fn_with_state(state.clone(), authenticate))
         .layer(middleware::map_response(security_headers))
         .layer(CatchPanicLayer::custom(|_| {
-            error_response(&GatewayError::Internal("internal error: the request handler failed".into()), None)
+            error_response(
+                &GatewayError::Internal("internal error: the request handler failed".into()),
+                None,
+            )
         }))
         .with_state(state)
 }
 
 async fn not_found(method: Method, uri: http::Uri) -> ApiError {
-    ApiError::from(GatewayError::NotFound(format!("Route not found: {method} {}", uri.path())))
+    ApiError::from(GatewayError::NotFound(format!(
+        "Route not found: {method} {}",
+        uri.path()
+    )))
 }
 
 /// The key a client presented, from any header LiteLLM accepts it in.
 fn presented_key(req: &Request) -> Option<&str> {
     let h = req.headers();
-    if let Some(v) = h.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+    if let Some(v) = h
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
         let k = auth::bearer(v);
         if !k.is_empty() {
             return Some(k);
         }
     }
-    auth::KEY_HEADERS.iter().find_map(|name| h.get(*name).and_then(|v| v.to_str().ok()).map(str::trim).filter(|v| !v.is_empty()))
+    auth::KEY_HEADERS.iter().find_map(|name| {
+        h.get(*name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+    })
 }
 
 async fn authenticate(State(state): State<AppState>, req: Request, next: Next) -> Response {
@@ -86,7 +127,10 @@ async fn authenticate(State(state): State<AppState>, req: Request, next: Next) -
 
 async fn security_headers(mut resp: Response) -> Response {
     let h = resp.headers_mut();
-    h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    h.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
     h.insert("x-frame-options", HeaderValue::from_static("DENY"));
     resp
 }
@@ -97,5 +141,7 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, build_app(state)).with_graceful_shutdown(shutdown).await
+    axum::serve(listener, build_app(state))
+        .with_graceful_shutdown(shutdown)
+        .await
 }

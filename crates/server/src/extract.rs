@@ -20,16 +20,22 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
 
     async fn from_request(req: Request<Body>, state: &AppState) -> Result<Self, Self::Rejection> {
         let limit = state.gw.max_request_bytes();
-        let bytes = axum::body::to_bytes(req.into_body(), limit).await.map_err(|e| {
-            let too_big = std::error::Error::source(&e)
-                .is_some_and(|s| s.downcast_ref::<http_body_util::LengthLimitError>().is_some())
-                || e.to_string().contains("length limit");
-            if too_big {
-                GatewayError::PayloadTooLarge(format!("Request body is too large: the limit is {} MB", limit / (1024 * 1024)))
-            } else {
-                GatewayError::bad_request(format!("Could not read the request body: {e}"))
-            }
-        })?;
+        let bytes = axum::body::to_bytes(req.into_body(), limit)
+            .await
+            .map_err(|e| {
+                let too_big = std::error::Error::source(&e).is_some_and(|s| {
+                    s.downcast_ref::<http_body_util::LengthLimitError>()
+                        .is_some()
+                }) || e.to_string().contains("length limit");
+                if too_big {
+                    GatewayError::PayloadTooLarge(format!(
+                        "Request body is too large: the limit is {} MB",
+                        limit / (1024 * 1024)
+                    ))
+                } else {
+                    GatewayError::bad_request(format!("Could not read the request body: {e}"))
+                }
+            })?;
         decode(&bytes).map(JsonBody).map_err(ApiError::from)
     }
 }
@@ -37,7 +43,9 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
 /// Decode JSON, naming the offending field on a type error.
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, GatewayError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Err(GatewayError::bad_request("Request body is empty: expected a JSON object"));
+        return Err(GatewayError::bad_request(
+            "Request body is empty: expected a JSON object",
+        ));
     }
     let de = &mut serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize(de).map_err(|e| {
@@ -48,7 +56,10 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, GatewayError> {
         }
         let msg = inner.to_string();
         // A missing field is reported on the object that lacks it.
-        let param = match msg.strip_prefix("missing field `").and_then(|m| m.split('`').next()) {
+        let param = match msg
+            .strip_prefix("missing field `")
+            .and_then(|m| m.split('`').next())
+        {
             Some(field) if path == "." => Some(field.to_owned()),
             Some(field) => Some(format!("{path}.{field}")),
             None if path == "." => None,
@@ -63,11 +74,16 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, GatewayError> {
 }
 
 fn header_secs(parts: &Parts, name: &str) -> Result<Option<Duration>, GatewayError> {
-    let Some(v) = parts.headers.get(name) else { return Ok(None) };
+    let Some(v) = parts.headers.get(name) else {
+        return Ok(None);
+    };
     let s = v.to_str().ok().and_then(|s| s.trim().parse::<f64>().ok());
     match s {
         Some(s) if s.is_finite() && s > 0.0 => Ok(Some(Duration::from_secs_f64(s))),
-        _ => Err(GatewayError::BadRequest { message: format!("header {name} must be a positive number of seconds"), param: None }),
+        _ => Err(GatewayError::BadRequest {
+            message: format!("header {name} must be a positive number of seconds"),
+            param: None,
+        }),
     }
 }
 
@@ -82,9 +98,16 @@ impl<S: Send + Sync> FromRequestParts<S> for Ctx {
         ctx.timeout = header_secs(parts, "x-litellm-timeout")?;
         ctx.stream_timeout = header_secs(parts, "x-litellm-stream-timeout")?;
         if let Some(v) = parts.headers.get("x-litellm-num-retries") {
-            ctx.num_retries = Some(v.to_str().ok().and_then(|s| s.trim().parse().ok()).ok_or_else(|| {
-                GatewayError::bad_request("header x-litellm-num-retries must be a non-negative integer")
-            })?);
+            ctx.num_retries = Some(
+                v.to_str()
+                    .ok()
+                    .and_then(|s| s.trim().parse().ok())
+                    .ok_or_else(|| {
+                        GatewayError::bad_request(
+                            "header x-litellm-num-retries must be a non-negative integer",
+                        )
+                    })?,
+            );
         }
         Ok(Ctx(ctx))
     }
@@ -103,12 +126,19 @@ mod tests {
         assert_eq!(e.param(), Some("messages"));
         let e = decode::<ChatRequest>(br#"{"model":"m","messages":"hi"}"#).unwrap_err();
         assert_eq!(e.param(), Some("messages"));
-        let e = decode::<ChatRequest>(br#"{"model":"m","messages":[{"content":"x"}]}"#).unwrap_err();
+        let e =
+            decode::<ChatRequest>(br#"{"model":"m","messages":[{"content":"x"}]}"#).unwrap_err();
         assert_eq!(e.param(), Some("messages[0].role"));
         let e = decode::<ChatRequest>(br#"{"model": 5, "messages": []}"#).unwrap_err();
         assert_eq!(e.param(), Some("model"));
         let e = decode::<ChatRequest>(b"{not json").unwrap_err();
-        assert!(e.to_string().starts_with("Invalid JSON in request body"), "{e}");
-        assert!(decode::<ChatRequest>(b"  ").unwrap_err().to_string().contains("empty"));
+        assert!(
+            e.to_string().starts_with("Invalid JSON in request body"),
+            "{e}"
+        );
+        assert!(decode::<ChatRequest>(b"  ")
+            .unwrap_err()
+            .to_string()
+            .contains("empty"));
     }
 }

@@ -12,10 +12,22 @@ use ferrolite_server::{serve, AppState};
 use tracing_subscriber::EnvFilter;
 
 /// Master keys that LiteLLM's docs and examples use: anyone can guess them.
-const WEAK_MASTER_KEYS: &[&str] = &["sk-1234", "sk-12345", "sk-123456", "sk-master", "sk-admin", "sk-test", "sk-password"];
+const WEAK_MASTER_KEYS: &[&str] = &[
+    "sk-1234",
+    "sk-12345",
+    "sk-123456",
+    "sk-master",
+    "sk-admin",
+    "sk-test",
+    "sk-password",
+];
 
 #[derive(Parser, Debug)]
-#[command(name = "ferrolite", about = "An LLM gateway, drop-in compatible with the LiteLLM Proxy", disable_version_flag = true)]
+#[command(
+    name = "ferrolite",
+    about = "An LLM gateway, drop-in compatible with the LiteLLM Proxy",
+    disable_version_flag = true
+)]
 struct Cli {
     /// Path to a LiteLLM config.yaml.
     #[arg(short = 'c', long = "config", env = "CONFIG_FILE_PATH")]
@@ -55,8 +67,13 @@ struct Cli {
 fn load(cli: &Cli) -> Result<Config, String> {
     let env = Env::process();
     match (&cli.config, &cli.model) {
-        (Some(path), _) => config::load_file(path, &env).map_err(|e| format!("{}: {e}", path.display())),
-        (None, Some(model)) => config::single_model(model, cli.alias.as_deref(), cli.api_base.as_deref(), &env).map_err(|e| e.to_string()),
+        (Some(path), _) => {
+            config::load_file(path, &env).map_err(|e| format!("{}: {e}", path.display()))
+        }
+        (None, Some(model)) => {
+            config::single_model(model, cli.alias.as_deref(), cli.api_base.as_deref(), &env)
+                .map_err(|e| e.to_string())
+        }
         (None, None) => Ok(Config::default()),
     }
 }
@@ -67,7 +84,10 @@ fn init_logging(cli: &Cli, json: bool) {
     } else if cli.debug {
         "ferrolite=debug,ferrolite_core=debug,ferrolite_server=debug,info"
     } else {
-        match std::env::var("LITELLM_LOG").map(|v| v.to_ascii_uppercase()).as_deref() {
+        match std::env::var("LITELLM_LOG")
+            .map(|v| v.to_ascii_uppercase())
+            .as_deref()
+        {
             Ok("DEBUG") => "ferrolite=debug,ferrolite_core=debug,ferrolite_server=debug,info",
             Ok("ERROR") => "error",
             Ok("WARNING") | Ok("WARN") => "warn",
@@ -75,7 +95,9 @@ fn init_logging(cli: &Cli, json: bool) {
         }
     };
     let filter = EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| EnvFilter::new(level));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if json {
         builder.json().init();
     } else {
@@ -156,14 +178,20 @@ fn main() -> ExitCode {
             println!("warning: {w}");
         }
         if !cfg.not_implemented.is_empty() {
-            println!("not implemented (ignored): {}", cfg.not_implemented.join(", "));
+            println!(
+                "not implemented (ignored): {}",
+                cfg.not_implemented.join(", ")
+            );
         }
         return ExitCode::SUCCESS;
     }
     init_logging(&cli, cfg.litellm.json_logs);
     warn_about(&cfg, &cli);
 
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("ferrolite: cannot start the runtime: {e}");

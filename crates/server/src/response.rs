@@ -32,14 +32,22 @@ fn json_response<T: Serialize>(status: StatusCode, body: &T) -> Response {
         Ok(bytes) => {
             let mut r = Response::new(Body::from(bytes));
             *r.status_mut() = status;
-            r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
             r
         }
         Err(e) => {
             tracing::error!("cannot encode a response: {e}");
-            let mut r = Response::new(Body::from(r#"{"error":{"message":"internal error: cannot encode the response","type":"internal_server_error","param":null,"code":"500"}}"#));
+            let mut r = Response::new(Body::from(
+                r#"{"error":{"message":"internal error: cannot encode the response","type":"internal_server_error","param":null,"code":"500"}}"#,
+            ));
             *r.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
-            r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
             r
         }
     }
@@ -58,7 +66,14 @@ pub fn error_response(e: &GatewayError, ctx: Option<&RequestContext>) -> Respons
         put(h, "x-litellm-call-id", &ctx.call_id);
     }
     put(h, "x-litellm-version", VERSION);
-    if e.retries() > 0 || matches!(e, GatewayError::Upstream { .. } | GatewayError::Timeout { .. } | GatewayError::Connect { .. }) {
+    if e.retries() > 0
+        || matches!(
+            e,
+            GatewayError::Upstream { .. }
+                | GatewayError::Timeout { .. }
+                | GatewayError::Connect { .. }
+        )
+    {
         put(h, "x-litellm-attempted-retries", &e.retries().to_string());
     }
     r
@@ -79,27 +94,54 @@ fn answer_headers(h: &mut HeaderMap, meta: &AnswerMeta, ctx: &RequestContext) {
     if let Some(b) = &meta.api_base {
         put(h, "x-litellm-model-api-base", b);
     }
-    put(h, "x-litellm-response-duration-ms", &format!("{total_ms:.3}"));
-    put(h, "x-litellm-overhead-duration-ms", &format!("{:.3}", (total_ms - meta.upstream_ms).max(0.0)));
+    put(
+        h,
+        "x-litellm-response-duration-ms",
+        &format!("{total_ms:.3}"),
+    );
+    put(
+        h,
+        "x-litellm-overhead-duration-ms",
+        &format!("{:.3}", (total_ms - meta.upstream_ms).max(0.0)),
+    );
     put(h, "x-litellm-attempted-retries", &meta.retries.to_string());
     put(h, "x-litellm-version", VERSION);
 }
 
 /// Encode a pipeline result.
-pub fn respond<T: Serialize>(result: Result<Outcome<T>, GatewayError>, ctx: RequestContext) -> Response {
+pub fn respond<T: Serialize>(
+    result: Result<Outcome<T>, GatewayError>,
+    ctx: RequestContext,
+) -> Response {
     match result {
-        Err(error) => ApiError { error, ctx: Some(ctx) }.into_response(),
-        Ok(Outcome { answer: Answer::Json(body), meta }) => {
+        Err(error) => ApiError {
+            error,
+            ctx: Some(ctx),
+        }
+        .into_response(),
+        Ok(Outcome {
+            answer: Answer::Json(body),
+            meta,
+        }) => {
             let mut r = json_response(StatusCode::OK, &body);
             answer_headers(r.headers_mut(), &meta, &ctx);
             r
         }
-        Ok(Outcome { answer: Answer::Stream(stream), meta }) => {
+        Ok(Outcome {
+            answer: Answer::Stream(stream),
+            meta,
+        }) => {
             let mut r = Response::new(Body::from_stream(stream));
             let h = r.headers_mut();
-            h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream; charset=utf-8"));
+            h.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/event-stream; charset=utf-8"),
+            );
             h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-            h.insert(HeaderName::from_static("x-accel-buffering"), HeaderValue::from_static("no"));
+            h.insert(
+                HeaderName::from_static("x-accel-buffering"),
+                HeaderValue::from_static("no"),
+            );
             answer_headers(h, &meta, &ctx);
             r
         }

@@ -25,9 +25,18 @@ pub enum Reply {
     /// A chat answer with this content.
     Content(String),
     /// An OpenAI-style error: `{"error":{"message","type","param","code"}}`.
-    Error { status: u16, message: String, kind: String, headers: Vec<(String, String)> },
+    Error {
+        status: u16,
+        message: String,
+        kind: String,
+        headers: Vec<(String, String)>,
+    },
     /// Any status, content type and body.
-    Raw { status: u16, content_type: String, body: String },
+    Raw {
+        status: u16,
+        content_type: String,
+        body: String,
+    },
     /// Wait, then reply.
     Delay(Duration, Box<Reply>),
     /// These SSE data payloads, then `[DONE]` if `done`, then close.
@@ -45,7 +54,12 @@ impl Reply {
             400..=499 => "invalid_request_error",
             _ => "server_error",
         };
-        Reply::Error { status, message: message.to_owned(), kind: kind.to_owned(), headers: Vec::new() }
+        Reply::Error {
+            status,
+            message: message.to_owned(),
+            kind: kind.to_owned(),
+            headers: Vec::new(),
+        }
     }
 }
 
@@ -148,7 +162,13 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-async fn handle(State(shared): State<Arc<Shared>>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+async fn handle(
+    State(shared): State<Arc<Shared>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let parsed: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     lock(&shared.calls).push(Recorded {
         method,
@@ -186,7 +206,12 @@ fn sse_response(body: Body) -> Response {
 
 const DEFAULT_CONTENT: &str = "Hello! How can I help you today?";
 
-fn respond(reply: Reply, path: &str, req: &Value, shared: Arc<Shared>) -> std::pin::Pin<Box<dyn std::future::Future<Output = Response> + Send>> {
+fn respond(
+    reply: Reply,
+    path: &str,
+    req: &Value,
+    shared: Arc<Shared>,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = Response> + Send>> {
     let path = path.to_owned();
     let req = req.clone();
     Box::pin(async move {
@@ -195,15 +220,26 @@ fn respond(reply: Reply, path: &str, req: &Value, shared: Arc<Shared>) -> std::p
                 tokio::time::sleep(d).await;
                 respond(*inner, &path, &req, shared).await
             }
-            Reply::Error { status, message, kind, headers } => {
-                let mut b = openai_headers(Response::builder()).status(status).header("content-type", "application/json");
+            Reply::Error {
+                status,
+                message,
+                kind,
+                headers,
+            } => {
+                let mut b = openai_headers(Response::builder())
+                    .status(status)
+                    .header("content-type", "application/json");
                 for (k, v) in headers {
                     b = b.header(k, v);
                 }
                 let body = json!({"error": {"message": message, "type": kind, "param": null, "code": null}});
                 b.body(Body::from(body.to_string())).unwrap_or_default()
             }
-            Reply::Raw { status, content_type, body } => Response::builder()
+            Reply::Raw {
+                status,
+                content_type,
+                body,
+            } => Response::builder()
                 .status(status)
                 .header("content-type", content_type)
                 .body(Body::from(body))
@@ -227,7 +263,10 @@ fn respond(reply: Reply, path: &str, req: &Value, shared: Arc<Shared>) -> std::p
                     }
                 }
                 let guard = Guard(shared);
-                let first = stream::iter(data.into_iter().map(|d| Ok::<_, Infallible>(Bytes::from(format!("data: {d}\n\n")))));
+                let first = stream::iter(
+                    data.into_iter()
+                        .map(|d| Ok::<_, Infallible>(Bytes::from(format!("data: {d}\n\n")))),
+                );
                 let keepalive = stream::unfold(guard, |g| async move {
                     tokio::time::sleep(Duration::from_millis(20)).await;
                     Some((Ok(Bytes::from_static(b": keep-alive\n\n")), g))
@@ -241,19 +280,35 @@ fn respond(reply: Reply, path: &str, req: &Value, shared: Arc<Shared>) -> std::p
 }
 
 fn default_reply(path: &str, req: &Value, content: &str) -> Response {
-    let model = req.get("model").and_then(Value::as_str).unwrap_or("gpt-4o-mini-2024-07-18").to_owned();
+    let model = req
+        .get("model")
+        .and_then(Value::as_str)
+        .unwrap_or("gpt-4o-mini-2024-07-18")
+        .to_owned();
     let stream = req.get("stream").and_then(Value::as_bool).unwrap_or(false);
-    let include_usage = req.pointer("/stream_options/include_usage").and_then(Value::as_bool).unwrap_or(false);
+    let include_usage = req
+        .pointer("/stream_options/include_usage")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
     if path.ends_with("/embeddings") {
         let n = match req.get("input") {
             Some(Value::Array(a)) => a.len(),
             _ => 1,
         };
-        let data: Vec<Value> = (0..n).map(|i| json!({"object": "embedding", "index": i, "embedding": [0.1, -0.2, 0.3]})).collect();
-        return json_response(200, &json!({"object": "list", "data": data, "model": model, "usage": {"prompt_tokens": 4, "total_tokens": 4}}));
+        let data: Vec<Value> = (0..n)
+            .map(|i| json!({"object": "embedding", "index": i, "embedding": [0.1, -0.2, 0.3]}))
+            .collect();
+        return json_response(
+            200,
+            &json!({"object": "list", "data": data, "model": model, "usage": {"prompt_tokens": 4, "total_tokens": 4}}),
+        );
     }
     if path.ends_with("/chat/completions") {
-        return if stream { chat_stream(&model, content, include_usage) } else { json_response(200, &chat_json(&model, content)) };
+        return if stream {
+            chat_stream(&model, content, include_usage)
+        } else {
+            json_response(200, &chat_json(&model, content))
+        };
     }
     if path.ends_with("/completions") {
         if stream {
@@ -265,14 +320,24 @@ fn default_reply(path: &str, req: &Value, content: &str) -> Response {
             if include_usage {
                 frames.push(json!({"id": "cmpl-mock", "object": "text_completion", "created": 1_700_000_000, "model": model, "choices": [], "usage": {"prompt_tokens": 5, "completion_tokens": 7, "total_tokens": 12}}).to_string());
             }
-            let text: String = frames.iter().map(|f| format!("data: {f}\n\n")).collect::<String>() + "data: [DONE]\n\n";
+            let text: String = frames
+                .iter()
+                .map(|f| format!("data: {f}\n\n"))
+                .collect::<String>()
+                + "data: [DONE]\n\n";
             return sse_response(Body::from(text));
         }
-        return json_response(200, &json!({"id": "cmpl-mock", "object": "text_completion", "created": 1_700_000_000, "model": model,
+        return json_response(
+            200,
+            &json!({"id": "cmpl-mock", "object": "text_completion", "created": 1_700_000_000, "model": model,
             "choices": [{"text": content, "index": 0, "logprobs": null, "finish_reason": "stop"}],
-            "usage": {"prompt_tokens": 5, "completion_tokens": 7, "total_tokens": 12}}));
+            "usage": {"prompt_tokens": 5, "completion_tokens": 7, "total_tokens": 12}}),
+        );
     }
-    json_response(404, &json!({"error": {"message": format!("Invalid URL (POST {path})"), "type": "invalid_request_error", "param": null, "code": null}}))
+    json_response(
+        404,
+        &json!({"error": {"message": format!("Invalid URL (POST {path})"), "type": "invalid_request_error", "param": null, "code": null}}),
+    )
 }
 
 /// A `chat.completion` as OpenAI sends it.
@@ -304,7 +369,10 @@ pub fn chat_chunks(model: &str, content: &str, include_usage: bool) -> Vec<Strin
         }
         c.to_string()
     };
-    let mut out = vec![base(json!({"role": "assistant", "content": "", "refusal": null}), Value::Null)];
+    let mut out = vec![base(
+        json!({"role": "assistant", "content": "", "refusal": null}),
+        Value::Null,
+    )];
     for piece in content.split_inclusive(' ') {
         out.push(base(json!({"content": piece}), Value::Null));
     }
@@ -318,6 +386,10 @@ pub fn chat_chunks(model: &str, content: &str, include_usage: bool) -> Vec<Strin
 }
 
 fn chat_stream(model: &str, content: &str, include_usage: bool) -> Response {
-    let text: String = chat_chunks(model, content, include_usage).iter().map(|c| format!("data: {c}\n\n")).collect::<String>() + "data: [DONE]\n\n";
+    let text: String = chat_chunks(model, content, include_usage)
+        .iter()
+        .map(|c| format!("data: {c}\n\n"))
+        .collect::<String>()
+        + "data: [DONE]\n\n";
     sse_response(Body::from(text))
 }

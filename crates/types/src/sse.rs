@@ -162,7 +162,10 @@ mod tests {
     #[test]
     fn crlf_and_cr_line_endings() {
         let crlf = parse_all(&[b"data: a\r\n\r\ndata: b\r", b"\n\r\n"]);
-        assert_eq!(crlf.iter().map(|e| e.data.as_str()).collect::<Vec<_>>(), ["a", "b"]);
+        assert_eq!(
+            crlf.iter().map(|e| e.data.as_str()).collect::<Vec<_>>(),
+            ["a", "b"]
+        );
         let cr = parse_all(&[b"data: a\r\rdata: b\r\r"]);
         assert_eq!(cr.len(), 2);
     }
@@ -170,7 +173,13 @@ mod tests {
     #[test]
     fn unterminated_last_event_is_dispatched_at_finish() {
         let ev = parse_all(&[b"data: tail"]);
-        assert_eq!(ev, vec![SseEvent { event: None, data: "tail".into() }]);
+        assert_eq!(
+            ev,
+            vec![SseEvent {
+                event: None,
+                data: "tail".into()
+            }]
+        );
     }
 
     #[test]

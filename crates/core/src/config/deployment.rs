@@ -70,8 +70,21 @@ const SENSITIVE: &[&str] = &[
 /// OpenAI model names LiteLLM recognises without a provider prefix.
 fn looks_like_openai(model: &str) -> bool {
     const PREFIXES: &[&str] = &[
-        "gpt-", "o1", "o3", "o4", "chatgpt-", "text-embedding-", "davinci", "babbage", "omni-moderation",
-        "text-moderation", "dall-e", "tts-", "whisper", "codex-", "computer-use-",
+        "gpt-",
+        "o1",
+        "o3",
+        "o4",
+        "chatgpt-",
+        "text-embedding-",
+        "davinci",
+        "babbage",
+        "omni-moderation",
+        "text-moderation",
+        "dall-e",
+        "tts-",
+        "whisper",
+        "codex-",
+        "computer-use-",
     ];
     PREFIXES.iter().any(|p| model.starts_with(p))
 }
@@ -124,21 +137,41 @@ fn resolve_provider(model: &str, custom: Option<&str>) -> Result<Resolution<'sta
     }
 }
 
-fn header_pairs(v: &Value, path: &str, issues: &mut Vec<ConfigIssue>, out: &mut Vec<(HeaderName, HeaderValue)>) {
+fn header_pairs(
+    v: &Value,
+    path: &str,
+    issues: &mut Vec<ConfigIssue>,
+    out: &mut Vec<(HeaderName, HeaderValue)>,
+) {
     let Value::Object(m) = v else {
         if !v.is_null() {
-            issues.push(ConfigIssue { path: path.into(), message: format!("expected a mapping of header names to values, got {}", kind(v)) });
+            issues.push(ConfigIssue {
+                path: path.into(),
+                message: format!(
+                    "expected a mapping of header names to values, got {}",
+                    kind(v)
+                ),
+            });
         }
         return;
     };
     for (k, v) in m {
         let Ok(value) = as_string(v) else {
-            issues.push(ConfigIssue { path: format!("{path}.{k}"), message: "header values must be strings".into() });
+            issues.push(ConfigIssue {
+                path: format!("{path}.{k}"),
+                message: "header values must be strings".into(),
+            });
             continue;
         };
-        match (HeaderName::try_from(k.as_str()), HeaderValue::try_from(value)) {
+        match (
+            HeaderName::try_from(k.as_str()),
+            HeaderValue::try_from(value),
+        ) {
             (Ok(n), Ok(v)) => out.push((n, v)),
-            _ => issues.push(ConfigIssue { path: format!("{path}.{k}"), message: "not a valid HTTP header".into() }),
+            _ => issues.push(ConfigIssue {
+                path: format!("{path}.{k}"),
+                message: "not a valid HTTP header".into(),
+            }),
         }
     }
 }
@@ -148,7 +181,9 @@ fn parse_auth(spec: &ProviderSpec) -> Result<AuthScheme, String> {
         "bearer" => Ok(AuthScheme::Bearer),
         "none" => Ok(AuthScheme::None),
         other => match other.strip_prefix("header:") {
-            Some(h) => HeaderName::try_from(h).map(AuthScheme::Header).map_err(|e| e.to_string()),
+            Some(h) => HeaderName::try_from(h)
+                .map(AuthScheme::Header)
+                .map_err(|e| e.to_string()),
             None => Err(format!("bad auth style {other}")),
         },
     }
@@ -166,18 +201,27 @@ pub(crate) fn parse_deployment(
 ) -> Option<DeploymentConfig> {
     let base = format!("model_list[{index}]");
     let Value::Object(entry) = entry else {
-        issues.push(ConfigIssue { path: base, message: format!("expected a mapping, got {}", kind(entry)) });
+        issues.push(ConfigIssue {
+            path: base,
+            message: format!("expected a mapping, got {}", kind(entry)),
+        });
         return None;
     };
     let before = issues.len();
     let model_name = match entry.get("model_name") {
         Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
         Some(v) if !v.is_null() => {
-            issues.push(ConfigIssue { path: format!("{base}.model_name"), message: format!("expected a string, got {}", kind(v)) });
+            issues.push(ConfigIssue {
+                path: format!("{base}.model_name"),
+                message: format!("expected a string, got {}", kind(v)),
+            });
             None
         }
         _ => {
-            issues.push(ConfigIssue { path: format!("{base}.model_name"), message: "missing".into() });
+            issues.push(ConfigIssue {
+                path: format!("{base}.model_name"),
+                message: "missing".into(),
+            });
             None
         }
     };
@@ -185,11 +229,17 @@ pub(crate) fn parse_deployment(
     let params = match entry.get("litellm_params") {
         Some(Value::Object(p)) => p.clone(),
         Some(v) if !v.is_null() => {
-            issues.push(ConfigIssue { path: pbase.clone(), message: format!("expected a mapping, got {}", kind(v)) });
+            issues.push(ConfigIssue {
+                path: pbase.clone(),
+                message: format!("expected a mapping, got {}", kind(v)),
+            });
             return None;
         }
         _ => {
-            issues.push(ConfigIssue { path: pbase.clone(), message: "missing".into() });
+            issues.push(ConfigIssue {
+                path: pbase.clone(),
+                message: "missing".into(),
+            });
             return None;
         }
     };
@@ -197,7 +247,10 @@ pub(crate) fn parse_deployment(
         Some(Value::Object(m)) => m.clone(),
         None | Some(Value::Null) => JsonMap::new(),
         Some(v) => {
-            issues.push(ConfigIssue { path: format!("{base}.model_info"), message: format!("expected a mapping, got {}", kind(v)) });
+            issues.push(ConfigIssue {
+                path: format!("{base}.model_info"),
+                message: format!("expected a mapping, got {}", kind(v)),
+            });
             JsonMap::new()
         }
     };
@@ -208,11 +261,17 @@ pub(crate) fn parse_deployment(
     }
 
     let get = |k: &str| params.get(k).filter(|v| !v.is_null());
-    let conv = |k: &str, issues: &mut Vec<ConfigIssue>, f: fn(&Value) -> Result<String, String>| -> Option<String> {
+    let conv = |k: &str,
+                issues: &mut Vec<ConfigIssue>,
+                f: fn(&Value) -> Result<String, String>|
+     -> Option<String> {
         get(k).and_then(|v| match f(v) {
             Ok(s) => Some(s),
             Err(message) => {
-                issues.push(ConfigIssue { path: format!("{pbase}.{k}"), message });
+                issues.push(ConfigIssue {
+                    path: format!("{pbase}.{k}"),
+                    message,
+                });
                 None
             }
         })
@@ -221,30 +280,60 @@ pub(crate) fn parse_deployment(
         get(k).and_then(|v| match as_f64(v) {
             Ok(f) if f >= 0.0 => Some(f),
             Ok(f) => {
-                issues.push(ConfigIssue { path: format!("{pbase}.{k}"), message: format!("must not be negative, got {f}") });
+                issues.push(ConfigIssue {
+                    path: format!("{pbase}.{k}"),
+                    message: format!("must not be negative, got {f}"),
+                });
                 None
             }
             Err(message) => {
-                issues.push(ConfigIssue { path: format!("{pbase}.{k}"), message });
+                issues.push(ConfigIssue {
+                    path: format!("{pbase}.{k}"),
+                    message,
+                });
                 None
             }
         })
     };
     let secs = |k: &str, issues: &mut Vec<ConfigIssue>| -> Option<Duration> {
-        get(k).and_then(|v| as_secs(v).map_err(|message| issues.push(ConfigIssue { path: format!("{pbase}.{k}"), message })).ok())
+        get(k).and_then(|v| {
+            as_secs(v)
+                .map_err(|message| {
+                    issues.push(ConfigIssue {
+                        path: format!("{pbase}.{k}"),
+                        message,
+                    })
+                })
+                .ok()
+        })
     };
     let int = |k: &str, issues: &mut Vec<ConfigIssue>| -> Option<u32> {
-        get(k).and_then(|v| as_u32(v).map_err(|message| issues.push(ConfigIssue { path: format!("{pbase}.{k}"), message })).ok())
+        get(k).and_then(|v| {
+            as_u32(v)
+                .map_err(|message| {
+                    issues.push(ConfigIssue {
+                        path: format!("{pbase}.{k}"),
+                        message,
+                    })
+                })
+                .ok()
+        })
     };
 
     let litellm_model = match get("model") {
         Some(Value::String(s)) if !s.is_empty() => s.clone(),
         Some(v) => {
-            issues.push(ConfigIssue { path: format!("{pbase}.model"), message: format!("expected a string such as openai/gpt-4o, got {}", kind(v)) });
+            issues.push(ConfigIssue {
+                path: format!("{pbase}.model"),
+                message: format!("expected a string such as openai/gpt-4o, got {}", kind(v)),
+            });
             return None;
         }
         None => {
-            issues.push(ConfigIssue { path: format!("{pbase}.model"), message: "missing (the upstream model, such as openai/gpt-4o)".into() });
+            issues.push(ConfigIssue {
+                path: format!("{pbase}.model"),
+                message: "missing (the upstream model, such as openai/gpt-4o)".into(),
+            });
             return None;
         }
     };
@@ -284,12 +373,20 @@ pub(crate) fn parse_deployment(
     let mut target = None;
     let mut unsupported = None;
     match resolve_provider(&litellm_model, custom.as_deref()) {
-        Err(message) if mock_response.is_none() => issues.push(ConfigIssue { path: format!("{pbase}.model"), message }),
+        Err(message) if mock_response.is_none() => issues.push(ConfigIssue {
+            path: format!("{pbase}.model"),
+            message,
+        }),
         Err(_) => {}
         Ok(Resolution::Unsupported(provider)) => {
             if mock_response.is_none() {
-                let reason = format!("provider \"{provider}\" is not supported by this version of ferrolite");
-                warnings.push(format!("{pbase}.model: {reason}; requests for '{}' will be refused", model_name.as_deref().unwrap_or("?")));
+                let reason = format!(
+                    "provider \"{provider}\" is not supported by this version of ferrolite"
+                );
+                warnings.push(format!(
+                    "{pbase}.model: {reason}; requests for '{}' will be refused",
+                    model_name.as_deref().unwrap_or("?")
+                ));
                 unsupported = Some(Unsupported { provider, reason });
             }
         }
@@ -303,13 +400,18 @@ pub(crate) fn parse_deployment(
             if api_key.is_none() {
                 api_key = env.first(&spec.api_key_env).map(Secret::new);
             }
-            let api_version = api_version.or_else(|| env.first(&spec.api_version_env)).or_else(|| spec.default_api_version.clone());
+            let api_version = api_version
+                .or_else(|| env.first(&spec.api_version_env))
+                .or_else(|| spec.default_api_version.clone());
             for (name, value) in &spec.extra_headers {
                 let value = match value.strip_prefix("env:") {
                     Some(var) => env.get(var),
                     None => Some(value.clone()),
                 };
-                if let (Ok(n), Some(Ok(v))) = (HeaderName::try_from(name.as_str()), value.map(HeaderValue::try_from)) {
+                if let (Ok(n), Some(Ok(v))) = (
+                    HeaderName::try_from(name.as_str()),
+                    value.map(HeaderValue::try_from),
+                ) {
                     if !headers.iter().any(|(h, _)| *h == n) {
                         headers.push((n, v));
                     }
@@ -324,7 +426,10 @@ pub(crate) fn parse_deployment(
                 Ok(_) if api_key.is_none() => AuthScheme::None,
                 Ok(a) => a,
                 Err(e) => {
-                    issues.push(ConfigIssue { path: format!("{pbase}.model"), message: format!("provider catalog: {e}") });
+                    issues.push(ConfigIssue {
+                        path: format!("{pbase}.model"),
+                        message: format!("provider catalog: {e}"),
+                    });
                     AuthScheme::None
                 }
             };
@@ -335,7 +440,11 @@ pub(crate) fn parse_deployment(
                         kind: spec.provider_kind(),
                         model: model_id,
                         api_base,
-                        api_version: if spec.provider_kind() == ProviderKind::Azure { api_version } else { None },
+                        api_version: if spec.provider_kind() == ProviderKind::Azure {
+                            api_version
+                        } else {
+                            None
+                        },
                         auth,
                         stream_usage: spec.stream_usage,
                         headers,
@@ -345,7 +454,11 @@ pub(crate) fn parse_deployment(
                     path: format!("{pbase}.api_base"),
                     message: format!(
                         "provider {provider} needs an api_base{}",
-                        if spec.api_base_env.is_empty() { String::new() } else { format!(" (or {})", spec.api_base_env.join(" / ")) }
+                        if spec.api_base_env.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" (or {})", spec.api_base_env.join(" / "))
+                        }
                     ),
                 }),
                 None => {}
@@ -362,13 +475,18 @@ pub(crate) fn parse_deployment(
     let mut public_params = JsonMap::new();
     for (k, v) in &params {
         let path = format!("{secret_prefix}{k}");
-        let from_env = res.secret_paths.iter().any(|p| p == &path || p.starts_with(&format!("{path}.")) || p.starts_with(&format!("{path}[")));
+        let from_env = res.secret_paths.iter().any(|p| {
+            p == &path || p.starts_with(&format!("{path}.")) || p.starts_with(&format!("{path}["))
+        });
         if SENSITIVE.contains(&k.as_str()) || from_env {
             continue;
         }
         if k == "extra_headers" || k == "headers" {
             if let Value::Object(h) = v {
-                let redacted: JsonMap = h.keys().map(|hk| (hk.clone(), Value::String("<redacted>".into()))).collect();
+                let redacted: JsonMap = h
+                    .keys()
+                    .map(|hk| (hk.clone(), Value::String("<redacted>".into())))
+                    .collect();
                 public_params.insert(k.clone(), Value::Object(redacted));
             }
             continue;
@@ -419,7 +537,9 @@ pub(crate) fn assign_ids(deployments: &mut [DeploymentConfig], issues: &mut Vec<
         if let Some(prev) = seen.insert(id.clone(), d.index) {
             issues.push(ConfigIssue {
                 path: format!("model_list[{}].model_info.id", d.index),
-                message: format!("duplicate deployment id \"{id}\" (also used by model_list[{prev}])"),
+                message: format!(
+                    "duplicate deployment id \"{id}\" (also used by model_list[{prev}])"
+                ),
             });
         }
         d.id = id;

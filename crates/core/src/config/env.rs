@@ -16,7 +16,10 @@ pub struct Env {
 impl Env {
     /// The process environment.
     pub fn process() -> Self {
-        Self { overlay: HashMap::new(), process: true }
+        Self {
+            overlay: HashMap::new(),
+            process: true,
+        }
     }
 
     /// Only the given variables: for tests.
@@ -27,7 +30,10 @@ impl Env {
         V: Into<String>,
     {
         Self {
-            overlay: vars.into_iter().map(|(k, v)| (k.into(), v.into())).collect(),
+            overlay: vars
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
             process: false,
         }
     }

@@ -5,15 +5,33 @@
 
 use serde_json::{Map, Value};
 
-pub(crate) const TOP_LEVEL: &[&str] =
-    &["model_list", "litellm_settings", "general_settings", "router_settings", "environment_variables", "include"];
+pub(crate) const TOP_LEVEL: &[&str] = &[
+    "model_list",
+    "litellm_settings",
+    "general_settings",
+    "router_settings",
+    "environment_variables",
+    "include",
+];
 
-pub(crate) const LITELLM_IMPL: &[&str] = &["drop_params", "num_retries", "request_timeout", "json_logs", "set_verbose"];
+pub(crate) const LITELLM_IMPL: &[&str] = &[
+    "drop_params",
+    "num_retries",
+    "request_timeout",
+    "json_logs",
+    "set_verbose",
+];
 
 pub(crate) const GENERAL_IMPL: &[&str] = &["master_key", "max_request_size_mb"];
 
-pub(crate) const ROUTER_IMPL: &[&str] =
-    &["routing_strategy", "model_group_alias", "num_retries", "timeout", "stream_timeout", "retry_after"];
+pub(crate) const ROUTER_IMPL: &[&str] = &[
+    "routing_strategy",
+    "model_group_alias",
+    "num_retries",
+    "timeout",
+    "stream_timeout",
+    "retry_after",
+];
 
 /// `litellm_params` keys the gateway acts on.
 pub(crate) const PARAMS_IMPL: &[&str] = &[
@@ -119,10 +137,19 @@ pub fn implemented_keys() -> [(&'static str, &'static [&'static str]); 5] {
 }
 
 /// Record every key of `m` not in `implemented` as `<section>.<key>`.
-pub(crate) fn check_section(m: &Map<String, Value>, section: &str, implemented: &[&str], out: &mut Vec<String>) {
+pub(crate) fn check_section(
+    m: &Map<String, Value>,
+    section: &str,
+    implemented: &[&str],
+    out: &mut Vec<String>,
+) {
     for k in m.keys() {
         if !implemented.contains(&k.as_str()) {
-            out.push(if section.is_empty() { k.clone() } else { format!("{section}.{k}") });
+            out.push(if section.is_empty() {
+                k.clone()
+            } else {
+                format!("{section}.{k}")
+            });
         }
     }
 }

@@ -19,7 +19,10 @@ const MAX_INCLUDE_DEPTH: usize = 8;
 /// Load a config file.
 pub fn load_file(path: &Path, env: &Env) -> Result<Config, ConfigErrors> {
     let doc = read_yaml(path)?;
-    let dir = path.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
+    let dir = path
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."));
     let doc = resolve_includes(doc, &dir, &dir, 0)?;
     from_json(doc, &dir, env)
 }
@@ -32,8 +35,12 @@ pub fn load_str(text: &str, dir: &Path, env: &Env) -> Result<Config, ConfigError
 }
 
 fn read_yaml(path: &Path) -> Result<Value, ConfigErrors> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| ConfigErrors::single("", format!("cannot read config file {}: {e}", path.display())))?;
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ConfigErrors::single(
+            "",
+            format!("cannot read config file {}: {e}", path.display()),
+        )
+    })?;
     parse_yaml(&text, &path.display().to_string())
 }
 
@@ -41,41 +48,71 @@ fn parse_yaml(text: &str, name: &str) -> Result<Value, ConfigErrors> {
     if text.trim().is_empty() {
         return Ok(Value::Object(Map::new()));
     }
-    let yaml: serde_yaml_ng::Value =
-        serde_yaml_ng::from_str(text).map_err(|e| ConfigErrors::single("", format!("{name} is not valid YAML: {e}")))?;
+    let yaml: serde_yaml_ng::Value = serde_yaml_ng::from_str(text)
+        .map_err(|e| ConfigErrors::single("", format!("{name} is not valid YAML: {e}")))?;
     let json: Value = serde_json::to_value(yaml)
         .map_err(|e| ConfigErrors::single("", format!("{name} cannot be read as a config: {e}")))?;
     match json {
         Value::Object(_) => Ok(json),
         Value::Null => Ok(Value::Object(Map::new())),
-        other => Err(ConfigErrors::single("", format!("{name} must be a mapping at the top level, got {}", kind(&other)))),
+        other => Err(ConfigErrors::single(
+            "",
+            format!(
+                "{name} must be a mapping at the top level, got {}",
+                kind(&other)
+            ),
+        )),
     }
 }
 
 /// Merge `include:` files: paths relative to the including file (then to the
 /// root config's directory), lists concatenated, other keys overwritten.
-fn resolve_includes(mut doc: Value, dir: &Path, root_dir: &Path, depth: usize) -> Result<Value, ConfigErrors> {
-    let Some(obj) = doc.as_object_mut() else { return Ok(doc) };
-    let Some(includes) = obj.remove("include") else { return Ok(doc) };
+fn resolve_includes(
+    mut doc: Value,
+    dir: &Path,
+    root_dir: &Path,
+    depth: usize,
+) -> Result<Value, ConfigErrors> {
+    let Some(obj) = doc.as_object_mut() else {
+        return Ok(doc);
+    };
+    let Some(includes) = obj.remove("include") else {
+        return Ok(doc);
+    };
     if depth >= MAX_INCLUDE_DEPTH {
-        return Err(ConfigErrors::single("include", "includes nest too deeply (a cycle?)"));
+        return Err(ConfigErrors::single(
+            "include",
+            "includes nest too deeply (a cycle?)",
+        ));
     }
     let files = match includes {
         Value::Array(a) => a,
         Value::String(s) => vec![Value::String(s)],
         Value::Null => Vec::new(),
-        other => return Err(ConfigErrors::single("include", format!("expected a list of file names, got {}", kind(&other)))),
+        other => {
+            return Err(ConfigErrors::single(
+                "include",
+                format!("expected a list of file names, got {}", kind(&other)),
+            ))
+        }
     };
     for (i, f) in files.iter().enumerate() {
         let Some(name) = f.as_str() else {
-            return Err(ConfigErrors::single(format!("include[{i}]"), "expected a file name"));
+            return Err(ConfigErrors::single(
+                format!("include[{i}]"),
+                "expected a file name",
+            ));
         };
         let mut path = dir.join(name);
         if !path.exists() && root_dir.join(name).exists() {
             path = root_dir.join(name);
         }
-        let included = read_yaml(&path).map_err(|e| prefix(e, &format!("include[{i}] ({})", path.display())))?;
-        let inc_dir = path.parent().map(Path::to_path_buf).unwrap_or_else(|| dir.to_path_buf());
+        let included = read_yaml(&path)
+            .map_err(|e| prefix(e, &format!("include[{i}] ({})", path.display())))?;
+        let inc_dir = path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| dir.to_path_buf());
         let included = resolve_includes(included, &inc_dir, root_dir, depth + 1)?;
         if let (Some(target), Value::Object(src)) = (doc.as_object_mut(), included) {
             for (k, v) in src {
@@ -93,7 +130,11 @@ fn resolve_includes(mut doc: Value, dir: &Path, root_dir: &Path, depth: usize) -
 
 fn prefix(mut e: ConfigErrors, p: &str) -> ConfigErrors {
     for issue in &mut e.0 {
-        issue.path = if issue.path.is_empty() { p.to_owned() } else { format!("{p}: {}", issue.path) };
+        issue.path = if issue.path.is_empty() {
+            p.to_owned()
+        } else {
+            format!("{p}: {}", issue.path)
+        };
     }
     e
 }
@@ -104,9 +145,13 @@ fn prefix(mut e: ConfigErrors, p: &str) -> ConfigErrors {
 fn required_path(path: &str) -> bool {
     path == "general_settings.master_key"
         || (path.starts_with("model_list[")
-            && [".litellm_params.api_key", ".litellm_params.api_base", ".litellm_params.model"]
-                .iter()
-                .any(|s| path.ends_with(s)))
+            && [
+                ".litellm_params.api_key",
+                ".litellm_params.api_base",
+                ".litellm_params.model",
+            ]
+            .iter()
+            .any(|s| path.ends_with(s)))
 }
 
 pub(crate) struct Resolved {
@@ -114,7 +159,14 @@ pub(crate) struct Resolved {
     pub secret_paths: HashSet<String>,
 }
 
-fn resolve_env(v: &mut Value, path: &mut String, env: &Env, res: &mut Resolved, issues: &mut Vec<ConfigIssue>, warnings: &mut Vec<String>) {
+fn resolve_env(
+    v: &mut Value,
+    path: &mut String,
+    env: &Env,
+    res: &mut Resolved,
+    issues: &mut Vec<ConfigIssue>,
+    warnings: &mut Vec<String>,
+) {
     match v {
         Value::String(s) => {
             if let Some(var) = s.strip_prefix(ENV_PREFIX) {
@@ -159,13 +211,20 @@ fn resolve_env(v: &mut Value, path: &mut String, env: &Env, res: &mut Resolved, 
 }
 
 /// Build a [`Config`] from a document whose includes are already merged.
-pub(crate) fn from_json(mut doc: Value, _dir: &Path, base_env: &Env) -> Result<Config, ConfigErrors> {
+pub(crate) fn from_json(
+    mut doc: Value,
+    _dir: &Path,
+    base_env: &Env,
+) -> Result<Config, ConfigErrors> {
     let mut issues = Vec::new();
     let mut config = Config::default();
     let mut env = base_env.clone();
 
     // environment_variables first: later os.environ/ lookups see them.
-    if let Some(vars) = doc.as_object_mut().and_then(|o| o.remove("environment_variables")) {
+    if let Some(vars) = doc
+        .as_object_mut()
+        .and_then(|o| o.remove("environment_variables"))
+    {
         match vars {
             Value::Object(m) => {
                 for (k, v) in m {
@@ -189,20 +248,35 @@ pub(crate) fn from_json(mut doc: Value, _dir: &Path, base_env: &Env) -> Result<C
         }
     }
 
-    let mut res = Resolved { secret_paths: HashSet::new() };
-    resolve_env(&mut doc, &mut String::new(), &env, &mut res, &mut issues, &mut config.warnings);
+    let mut res = Resolved {
+        secret_paths: HashSet::new(),
+    };
+    resolve_env(
+        &mut doc,
+        &mut String::new(),
+        &env,
+        &mut res,
+        &mut issues,
+        &mut config.warnings,
+    );
 
     let Value::Object(mut top) = doc else {
         return Err(ConfigErrors::single("", "the config must be a mapping"));
     };
     check_section(&top, "", TOP_LEVEL, &mut config.not_implemented);
 
-    let section = |top: &mut Map<String, Value>, name: &str, issues: &mut Vec<ConfigIssue>| -> Map<String, Value> {
+    let section = |top: &mut Map<String, Value>,
+                   name: &str,
+                   issues: &mut Vec<ConfigIssue>|
+     -> Map<String, Value> {
         match top.remove(name) {
             Some(Value::Object(m)) => m,
             None | Some(Value::Null) => Map::new(),
             Some(other) => {
-                issues.push(ConfigIssue { path: name.into(), message: format!("expected a mapping, got {}", kind(&other)) });
+                issues.push(ConfigIssue {
+                    path: name.into(),
+                    message: format!("expected a mapping, got {}", kind(&other)),
+                });
                 Map::new()
             }
         }
@@ -217,7 +291,15 @@ pub(crate) fn from_json(mut doc: Value, _dir: &Path, base_env: &Env) -> Result<C
     match top.remove("model_list") {
         Some(Value::Array(entries)) => {
             for (i, entry) in entries.iter().enumerate() {
-                if let Some(d) = parse_deployment(i, entry, &env, &res, &mut issues, &mut config.not_implemented, &mut config.warnings) {
+                if let Some(d) = parse_deployment(
+                    i,
+                    entry,
+                    &env,
+                    &res,
+                    &mut issues,
+                    &mut config.not_implemented,
+                    &mut config.warnings,
+                ) {
                     config.deployments.push(d);
                 }
             }

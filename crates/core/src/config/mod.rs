@@ -67,22 +67,28 @@ impl std::error::Error for ConfigErrors {}
 
 impl ConfigErrors {
     pub fn single(path: impl Into<String>, message: impl Into<String>) -> Self {
-        ConfigErrors(vec![ConfigIssue { path: path.into(), message: message.into() }])
+        ConfigErrors(vec![ConfigIssue {
+            path: path.into(),
+            message: message.into(),
+        }])
     }
 }
 
 /// The configuration used by single-model mode (`--model X [--alias A] [--api_base URL]`):
 /// one deployment answering under its alias and, as in LiteLLM, any other model name.
-pub fn single_model(model: &str, alias: Option<&str>, api_base: Option<&str>, env: &Env) -> Result<Config, ConfigErrors> {
+pub fn single_model(
+    model: &str,
+    alias: Option<&str>,
+    api_base: Option<&str>,
+    env: &Env,
+) -> Result<Config, ConfigErrors> {
     let name = alias.unwrap_or(model);
     let mut params = serde_json::Map::new();
     params.insert("model".into(), model.into());
     if let Some(b) = api_base {
         params.insert("api_base".into(), b.into());
     }
-    let entry = |model_name: &str| {
-        serde_json::json!({"model_name": model_name, "litellm_params": params.clone()})
-    };
+    let entry = |model_name: &str| serde_json::json!({"model_name": model_name, "litellm_params": params.clone()});
     let doc = serde_json::json!({ "model_list": [entry(name), entry("*")] });
     load::from_json(doc, Path::new("."), env)
 }

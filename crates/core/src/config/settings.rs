@@ -58,7 +58,10 @@ fn field<T>(
         Some(v) => match conv(v) {
             Ok(t) => Some(t),
             Err(message) => {
-                issues.push(ConfigIssue { path: format!("{section}.{key}"), message });
+                issues.push(ConfigIssue {
+                    path: format!("{section}.{key}"),
+                    message,
+                });
                 None
             }
         },
@@ -68,12 +71,18 @@ fn field<T>(
 fn non_negative_secs(v: &Value) -> Result<Duration, String> {
     let f = as_f64(v)?;
     if !(f.is_finite() && f >= 0.0) {
-        return Err(format!("expected a non-negative number of seconds, got {f}"));
+        return Err(format!(
+            "expected a non-negative number of seconds, got {f}"
+        ));
     }
     Ok(Duration::from_secs_f64(f))
 }
 
-pub(crate) fn parse_litellm(m: &Map<String, Value>, issues: &mut Vec<ConfigIssue>, ni: &mut Vec<String>) -> LitellmSettings {
+pub(crate) fn parse_litellm(
+    m: &Map<String, Value>,
+    issues: &mut Vec<ConfigIssue>,
+    ni: &mut Vec<String>,
+) -> LitellmSettings {
     const S: &str = "litellm_settings";
     check_section(m, S, LITELLM_IMPL, ni);
     LitellmSettings {
@@ -85,13 +94,20 @@ pub(crate) fn parse_litellm(m: &Map<String, Value>, issues: &mut Vec<ConfigIssue
     }
 }
 
-pub(crate) fn parse_general(m: &Map<String, Value>, issues: &mut Vec<ConfigIssue>, ni: &mut Vec<String>) -> GeneralSettings {
+pub(crate) fn parse_general(
+    m: &Map<String, Value>,
+    issues: &mut Vec<ConfigIssue>,
+    ni: &mut Vec<String>,
+) -> GeneralSettings {
     const S: &str = "general_settings";
     check_section(m, S, GENERAL_IMPL, ni);
     let max_request_size_mb = field(m, S, "max_request_size_mb", as_f64, issues);
     if let Some(mb) = max_request_size_mb {
         if !(mb.is_finite() && mb > 0.0) {
-            issues.push(ConfigIssue { path: format!("{S}.max_request_size_mb"), message: format!("must be positive, got {mb}") });
+            issues.push(ConfigIssue {
+                path: format!("{S}.max_request_size_mb"),
+                message: format!("must be positive, got {mb}"),
+            });
         }
     }
     GeneralSettings {
@@ -100,7 +116,11 @@ pub(crate) fn parse_general(m: &Map<String, Value>, issues: &mut Vec<ConfigIssue
     }
 }
 
-pub(crate) fn parse_router(m: &Map<String, Value>, issues: &mut Vec<ConfigIssue>, ni: &mut Vec<String>) -> RouterSettings {
+pub(crate) fn parse_router(
+    m: &Map<String, Value>,
+    issues: &mut Vec<ConfigIssue>,
+    ni: &mut Vec<String>,
+) -> RouterSettings {
     const S: &str = "router_settings";
     check_section(m, S, ROUTER_IMPL, ni);
     let routing_strategy = field(m, S, "routing_strategy", as_string, issues);
@@ -116,7 +136,10 @@ pub(crate) fn parse_router(m: &Map<String, Value>, issues: &mut Vec<ConfigIssue>
         if !KNOWN.contains(&s.as_str()) {
             issues.push(ConfigIssue {
                 path: format!("{S}.routing_strategy"),
-                message: format!("unknown strategy \"{s}\"; expected one of {}", KNOWN.join(", ")),
+                message: format!(
+                    "unknown strategy \"{s}\"; expected one of {}",
+                    KNOWN.join(", ")
+                ),
             });
         } else if s != "simple-shuffle" {
             ni.push(format!("{S}.routing_strategy={s} (simple-shuffle is used)"));
@@ -130,19 +153,42 @@ pub(crate) fn parse_router(m: &Map<String, Value>, issues: &mut Vec<ConfigIssue>
                 let path = format!("{S}.model_group_alias.{name}");
                 match v {
                     Value::String(t) => {
-                        model_group_alias.insert(name.clone(), GroupAlias { target: t.clone(), hidden: false });
+                        model_group_alias.insert(
+                            name.clone(),
+                            GroupAlias {
+                                target: t.clone(),
+                                hidden: false,
+                            },
+                        );
                     }
                     Value::Object(o) => match o.get("model").and_then(Value::as_str) {
                         Some(t) => {
-                            let hidden = o.get("hidden").map(as_bool).transpose().unwrap_or_else(|message| {
-                                issues.push(ConfigIssue { path: format!("{path}.hidden"), message });
-                                None
-                            });
-                            model_group_alias.insert(name.clone(), GroupAlias { target: t.to_owned(), hidden: hidden.unwrap_or(false) });
+                            let hidden = o.get("hidden").map(as_bool).transpose().unwrap_or_else(
+                                |message| {
+                                    issues.push(ConfigIssue {
+                                        path: format!("{path}.hidden"),
+                                        message,
+                                    });
+                                    None
+                                },
+                            );
+                            model_group_alias.insert(
+                                name.clone(),
+                                GroupAlias {
+                                    target: t.to_owned(),
+                                    hidden: hidden.unwrap_or(false),
+                                },
+                            );
                         }
-                        None => issues.push(ConfigIssue { path, message: "expected {model: <group>, hidden: <bool>}".into() }),
+                        None => issues.push(ConfigIssue {
+                            path,
+                            message: "expected {model: <group>, hidden: <bool>}".into(),
+                        }),
                     },
-                    other => issues.push(ConfigIssue { path, message: format!("expected a model group name, got {}", kind(other)) }),
+                    other => issues.push(ConfigIssue {
+                        path,
+                        message: format!("expected a model group name, got {}", kind(other)),
+                    }),
                 }
             }
         }

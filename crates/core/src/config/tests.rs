@@ -3,7 +3,11 @@ use std::path::Path;
 use super::*;
 
 fn load(yaml: &str, env: &[(&str, &str)]) -> Result<Config, ConfigErrors> {
-    load_str(yaml, Path::new("."), &Env::isolated(env.iter().map(|(k, v)| (k.to_string(), v.to_string()))))
+    load_str(
+        yaml,
+        Path::new("."),
+        &Env::isolated(env.iter().map(|(k, v)| (k.to_string(), v.to_string()))),
+    )
 }
 
 fn paths(e: &ConfigErrors) -> Vec<&str> {
@@ -19,11 +23,18 @@ fn os_environ_is_resolved_everywhere_including_nested_values() {
     .unwrap();
     let d = &cfg.deployments[0];
     assert_eq!(d.api_key.as_ref().unwrap().expose(), "sk-up");
-    assert_eq!(d.rpm, Some(600.0), "numbers may come from the environment as strings");
+    assert_eq!(
+        d.rpm,
+        Some(600.0),
+        "numbers may come from the environment as strings"
+    );
     let t = d.target.as_ref().unwrap();
     assert!(t.headers.iter().any(|(k, v)| k == "x-a" && v == "h1"));
     assert_eq!(cfg.general.master_key.as_ref().unwrap().expose(), "sk-m");
-    assert!(!format!("{cfg:?}").contains("sk-up"), "secrets never appear in Debug output");
+    assert!(
+        !format!("{cfg:?}").contains("sk-up"),
+        "secrets never appear in Debug output"
+    );
 }
 
 #[test]
@@ -34,8 +45,16 @@ fn a_missing_required_variable_names_the_variable_and_the_path() {
     )
     .unwrap_err();
     assert_eq!(paths(&e), vec!["model_list[0].litellm_params.api_key"]);
-    assert!(e.to_string().contains("environment variable NOPE_KEY is not set"), "{e}");
-    let e = load("general_settings:\n  master_key: os.environ/NO_MASTER\n", &[]).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("environment variable NOPE_KEY is not set"),
+        "{e}"
+    );
+    let e = load(
+        "general_settings:\n  master_key: os.environ/NO_MASTER\n",
+        &[],
+    )
+    .unwrap_err();
     assert_eq!(paths(&e), vec!["general_settings.master_key"]);
 }
 
@@ -57,7 +76,10 @@ fn environment_variables_are_seen_by_os_environ_lookups() {
         &[],
     )
     .unwrap();
-    assert_eq!(cfg.deployments[0].api_key.as_ref().unwrap().expose(), "from-config");
+    assert_eq!(
+        cfg.deployments[0].api_key.as_ref().unwrap().expose(),
+        "from-config"
+    );
 }
 
 #[test]
@@ -69,14 +91,28 @@ fn provider_keys_and_bases_come_from_the_environment_when_absent() {
     .unwrap();
     let d = &cfg.deployments;
     assert_eq!(d[0].api_key.as_ref().unwrap().expose(), "sk-oa");
-    assert_eq!(d[0].target.as_ref().unwrap().api_base, "https://api.openai.com/v1");
+    assert_eq!(
+        d[0].target.as_ref().unwrap().api_base,
+        "https://api.openai.com/v1"
+    );
     assert_eq!(d[1].api_key.as_ref().unwrap().expose(), "sk-or");
-    assert_eq!(d[1].target.as_ref().unwrap().model, "deepseek/deepseek-chat");
-    assert!(d[1].target.as_ref().unwrap().api_base.starts_with("https://openrouter.ai/api/v1"));
+    assert_eq!(
+        d[1].target.as_ref().unwrap().model,
+        "deepseek/deepseek-chat"
+    );
+    assert!(d[1]
+        .target
+        .as_ref()
+        .unwrap()
+        .api_base
+        .starts_with("https://openrouter.ai/api/v1"));
     let az = d[2].target.as_ref().unwrap();
     assert_eq!(az.api_base, "https://x.openai.azure.com");
     assert!(az.api_version.is_some(), "azure gets a default api-version");
-    assert_eq!(az.auth, ferrolite_providers::AuthScheme::Header(http::HeaderName::from_static("api-key")));
+    assert_eq!(
+        az.auth,
+        ferrolite_providers::AuthScheme::Header(http::HeaderName::from_static("api-key"))
+    );
 }
 
 #[test]
@@ -86,9 +122,25 @@ fn api_base_is_completed_per_provider() {
         &[],
     )
     .unwrap();
-    let bases: Vec<&str> = cfg.deployments.iter().map(|d| d.target.as_ref().unwrap().api_base.as_str()).collect();
-    assert_eq!(bases, ["http://vllm:8000/v1", "http://localhost:11434/v1", "http://h:1", "https://api.mistral.ai/v1"]);
-    assert_eq!(cfg.deployments[0].target.as_ref().unwrap().auth, ferrolite_providers::AuthScheme::None, "no key → no auth header");
+    let bases: Vec<&str> = cfg
+        .deployments
+        .iter()
+        .map(|d| d.target.as_ref().unwrap().api_base.as_str())
+        .collect();
+    assert_eq!(
+        bases,
+        [
+            "http://vllm:8000/v1",
+            "http://localhost:11434/v1",
+            "http://h:1",
+            "https://api.mistral.ai/v1"
+        ]
+    );
+    assert_eq!(
+        cfg.deployments[0].target.as_ref().unwrap().auth,
+        ferrolite_providers::AuthScheme::None,
+        "no key → no auth header"
+    );
 }
 
 #[test]
@@ -105,13 +157,29 @@ fn includes_merge_relative_to_the_including_file() {
         "include: [more.yaml]\nmodel_list:\n  - model_name: b\n    litellm_params: {model: openai/b, api_key: k}\n",
     )
     .unwrap();
-    std::fs::write(dir.join("sub/more.yaml"), "model_list:\n  - model_name: c\n    litellm_params: {model: openai/c, api_key: k}\n").unwrap();
-    let cfg = load_file(&dir.join("config.yaml"), &Env::isolated(Vec::<(String, String)>::new())).unwrap();
-    let names: Vec<&str> = cfg.deployments.iter().map(|d| d.model_name.as_str()).collect();
+    std::fs::write(
+        dir.join("sub/more.yaml"),
+        "model_list:\n  - model_name: c\n    litellm_params: {model: openai/c, api_key: k}\n",
+    )
+    .unwrap();
+    let cfg = load_file(
+        &dir.join("config.yaml"),
+        &Env::isolated(Vec::<(String, String)>::new()),
+    )
+    .unwrap();
+    let names: Vec<&str> = cfg
+        .deployments
+        .iter()
+        .map(|d| d.model_name.as_str())
+        .collect();
     assert_eq!(names, ["a", "b", "c"], "lists concatenate");
     assert_eq!(cfg.litellm.num_retries, Some(1));
     std::fs::write(dir.join("bad.yaml"), "include: [missing.yaml]\n").unwrap();
-    let e = load_file(&dir.join("bad.yaml"), &Env::isolated(Vec::<(String, String)>::new())).unwrap_err();
+    let e = load_file(
+        &dir.join("bad.yaml"),
+        &Env::isolated(Vec::<(String, String)>::new()),
+    )
+    .unwrap_err();
     assert!(e.to_string().contains("missing.yaml"), "{e}");
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -154,19 +222,51 @@ fn keys_not_implemented_are_collected_not_fatal() {
         "model_list[0].litellm_params.tags",
         "model_list[0].litellm_params.input_cost_per_token",
     ] {
-        assert!(cfg.not_implemented.iter().any(|n| n == k), "{k} not in {:?}", cfg.not_implemented);
+        assert!(
+            cfg.not_implemented.iter().any(|n| n == k),
+            "{k} not in {:?}",
+            cfg.not_implemented
+        );
     }
-    assert!(cfg.not_implemented.iter().any(|n| n.starts_with("router_settings.routing_strategy=least-busy")));
-    assert!(!cfg.not_implemented.iter().any(|n| n.contains("temperature") || n.contains("drop_params")));
-    assert_eq!(cfg.deployments[0].defaults.as_ref().unwrap().keys().collect::<Vec<_>>(), vec!["temperature"], "LiteLLM-only params are never forwarded");
+    assert!(cfg
+        .not_implemented
+        .iter()
+        .any(|n| n.starts_with("router_settings.routing_strategy=least-busy")));
+    assert!(!cfg
+        .not_implemented
+        .iter()
+        .any(|n| n.contains("temperature") || n.contains("drop_params")));
+    assert_eq!(
+        cfg.deployments[0]
+            .defaults
+            .as_ref()
+            .unwrap()
+            .keys()
+            .collect::<Vec<_>>(),
+        vec!["temperature"],
+        "LiteLLM-only params are never forwarded"
+    );
 }
 
 #[test]
 fn single_model_mode_serves_the_alias_and_any_name() {
-    let cfg = single_model("openrouter/deepseek/deepseek-chat", Some("ds"), None, &Env::isolated([("OPENROUTER_API_KEY", "k")])).unwrap();
-    let names: Vec<&str> = cfg.deployments.iter().map(|d| d.model_name.as_str()).collect();
+    let cfg = single_model(
+        "openrouter/deepseek/deepseek-chat",
+        Some("ds"),
+        None,
+        &Env::isolated([("OPENROUTER_API_KEY", "k")]),
+    )
+    .unwrap();
+    let names: Vec<&str> = cfg
+        .deployments
+        .iter()
+        .map(|d| d.model_name.as_str())
+        .collect();
     assert_eq!(names, ["ds", "*"]);
-    assert_eq!(cfg.deployments[1].target.as_ref().unwrap().model, "deepseek/deepseek-chat");
+    assert_eq!(
+        cfg.deployments[1].target.as_ref().unwrap().model,
+        "deepseek/deepseek-chat"
+    );
 }
 
 #[test]
@@ -182,8 +282,17 @@ fn ids_are_stable_and_explicit_ids_must_be_unique() {
 
 #[test]
 fn not_yaml_and_wrong_shapes_are_clear_errors() {
-    assert!(load("model_list: [", &[]).unwrap_err().to_string().contains("not valid YAML"));
-    assert!(load("- a\n- b\n", &[]).unwrap_err().to_string().contains("mapping at the top level"));
-    assert_eq!(paths(&load("model_list: 5\n", &[]).unwrap_err()), vec!["model_list"]);
+    assert!(load("model_list: [", &[])
+        .unwrap_err()
+        .to_string()
+        .contains("not valid YAML"));
+    assert!(load("- a\n- b\n", &[])
+        .unwrap_err()
+        .to_string()
+        .contains("mapping at the top level"));
+    assert_eq!(
+        paths(&load("model_list: 5\n", &[]).unwrap_err()),
+        vec!["model_list"]
+    );
     assert!(load("", &[]).unwrap().deployments.is_empty());
 }

@@ -6,8 +6,13 @@ use serde_json::Value;
 
 pub(crate) fn as_f64(v: &Value) -> Result<f64, String> {
     match v {
-        Value::Number(n) => n.as_f64().ok_or_else(|| format!("expected a number, got {n}")),
-        Value::String(s) => s.trim().parse::<f64>().map_err(|_| format!("expected a number, got \"{s}\"")),
+        Value::Number(n) => n
+            .as_f64()
+            .ok_or_else(|| format!("expected a number, got {n}")),
+        Value::String(s) => s
+            .trim()
+            .parse::<f64>()
+            .map_err(|_| format!("expected a number, got \"{s}\"")),
         other => Err(format!("expected a number, got {}", kind(other))),
     }
 }

@@ -25,11 +25,19 @@ struct Failure {
 
 impl Failure {
     fn fatal(error: GatewayError) -> Self {
-        Self { error, retryable: false, retry_after: None }
+        Self {
+            error,
+            retryable: false,
+            retry_after: None,
+        }
     }
 
     fn retry(error: GatewayError) -> Self {
-        Self { error, retryable: true, retry_after: None }
+        Self {
+            error,
+            retryable: true,
+            retry_after: None,
+        }
     }
 }
 
@@ -46,9 +54,21 @@ fn unknown_model(requested: &str) -> GatewayError {
 
 fn with_retries(e: GatewayError, n: u32) -> GatewayError {
     match e {
-        GatewayError::Upstream { error, group, .. } => GatewayError::Upstream { error, group, retries: n },
-        GatewayError::Timeout { group, after, .. } => GatewayError::Timeout { group, after, retries: n },
-        GatewayError::Connect { message, group, .. } => GatewayError::Connect { message, group, retries: n },
+        GatewayError::Upstream { error, group, .. } => GatewayError::Upstream {
+            error,
+            group,
+            retries: n,
+        },
+        GatewayError::Timeout { group, after, .. } => GatewayError::Timeout {
+            group,
+            after,
+            retries: n,
+        },
+        GatewayError::Connect { message, group, .. } => GatewayError::Connect {
+            message,
+            group,
+            retries: n,
+        },
         other => other,
     }
 }
@@ -60,8 +80,14 @@ pub(super) async fn run<E: EndpointOp>(
     controls: &Controls,
     requested: &str,
 ) -> Result<Outcome<E::Response>, GatewayError> {
-    let resolved = gw.router.resolve(requested).ok_or_else(|| unknown_model(requested))?;
-    let budget = ctx.num_retries.or(controls.num_retries).unwrap_or_else(|| gw.num_retries());
+    let resolved = gw
+        .router
+        .resolve(requested)
+        .ok_or_else(|| unknown_model(requested))?;
+    let budget = ctx
+        .num_retries
+        .or(controls.num_retries)
+        .unwrap_or_else(|| gw.num_retries());
     let n = resolved.deployments.len();
     let mut tries = vec![0u32; n];
     let mut failed = vec![false; n];
@@ -69,13 +95,27 @@ pub(super) async fn run<E: EndpointOp>(
     let mut upstream_ms = 0.0;
     let mut last: Option<GatewayError> = None;
     loop {
-        let exhausted: Vec<bool> =
-            (0..n).map(|i| resolved.deployments[i].max_retries.is_some_and(|m| tries[i] > m)).collect();
+        let exhausted: Vec<bool> = (0..n)
+            .map(|i| {
+                resolved.deployments[i]
+                    .max_retries
+                    .is_some_and(|m| tries[i] > m)
+            })
+            .collect();
         let fresh_left = (0..n).any(|i| !failed[i] && !exhausted[i]);
-        let chosen = pick(resolved.deployments, |i| !exhausted[i] && (!fresh_left || !failed[i]), fastrand::f64());
+        let chosen = pick(
+            resolved.deployments,
+            |i| !exhausted[i] && (!fresh_left || !failed[i]),
+            fastrand::f64(),
+        );
         let Some((i, d)) = chosen else {
             // Every deployment used up its own max_retries before the budget ran out.
-            let e = last.unwrap_or_else(|| GatewayError::Internal(format!("model group '{}' has no deployment", resolved.group)));
+            let e = last.unwrap_or_else(|| {
+                GatewayError::Internal(format!(
+                    "model group '{}' has no deployment",
+                    resolved.group
+                ))
+            });
             return Err(with_retries(e, retries.saturating_sub(1)));
         };
         tries[i] += 1;
@@ -140,7 +180,9 @@ async fn attempt<E: EndpointOp>(
         ..Default::default()
     };
     if let Some(content) = &d.mock_response {
-        let answer = op.mock(content, resolved.requested).map_err(Failure::fatal)?;
+        let answer = op
+            .mock(content, resolved.requested)
+            .map_err(Failure::fatal)?;
         return Ok((answer, meta));
     }
     if let Some(u) = &d.unsupported {
@@ -150,40 +192,71 @@ async fn attempt<E: EndpointOp>(
         ))));
     }
     let Some(target) = target_for(d, resolved) else {
-        return Err(Failure::fatal(GatewayError::Internal(format!("deployment {} has no upstream", d.id))));
+        return Err(Failure::fatal(GatewayError::Internal(format!(
+            "deployment {} has no upstream",
+            d.id
+        ))));
     };
     meta.api_base = Some(target.api_base.clone());
     meta.upstream_model = format!("{}/{}", target.provider, target.model);
 
-    let timeout = ctx.timeout.or(controls.timeout).or(d.timeout).unwrap_or_else(|| gw.default_timeout());
+    let timeout = ctx
+        .timeout
+        .or(controls.timeout)
+        .or(d.timeout)
+        .unwrap_or_else(|| gw.default_timeout());
     let first_byte_timeout = if op.is_stream() {
-        ctx.stream_timeout.or(d.stream_timeout).or(gw.config.router.stream_timeout).unwrap_or(timeout)
+        ctx.stream_timeout
+            .or(d.stream_timeout)
+            .or(gw.config.router.stream_timeout)
+            .unwrap_or(timeout)
     } else {
         timeout
     };
     let provider = adapter(target.kind);
-    let opts = BuildOptions { defaults: d.defaults.as_ref(), stream_usage: true };
+    let opts = BuildOptions {
+        defaults: d.defaults.as_ref(),
+        stream_usage: true,
+    };
     let req = op
         .build(provider, &target, opts)
         .map_err(|e| Failure::fatal(GatewayError::bad_request(e.to_string())))?;
 
     let started = Instant::now();
     let transport = |e: TransportError, after: Duration| match e {
-        TransportError::Timeout => Failure::retry(GatewayError::Timeout { group: group.to_owned(), after, retries: 0 }),
-        TransportError::Connect(message) => Failure::retry(GatewayError::Connect { message, group: group.to_owned(), retries: 0 }),
+        TransportError::Timeout => Failure::retry(GatewayError::Timeout {
+            group: group.to_owned(),
+            after,
+            retries: 0,
+        }),
+        TransportError::Connect(message) => Failure::retry(GatewayError::Connect {
+            message,
+            group: group.to_owned(),
+            retries: 0,
+        }),
     };
     let resp = upstream::send(&gw.http, req, d.api_key.as_ref(), first_byte_timeout)
         .await
         .map_err(|e| transport(e, first_byte_timeout))?;
-    let left = |limit: Duration| limit.saturating_sub(started.elapsed()).max(Duration::from_millis(1));
+    let left = |limit: Duration| {
+        limit
+            .saturating_sub(started.elapsed())
+            .max(Duration::from_millis(1))
+    };
 
     let status = resp.status().as_u16();
     if !resp.status().is_success() {
         let retry_after = upstream::retry_after(resp.headers());
-        let body = upstream::read_body(resp, left(timeout)).await.unwrap_or_default();
+        let body = upstream::read_body(resp, left(timeout))
+            .await
+            .unwrap_or_default();
         let error = provider.parse_error(status, &body, &target);
         return Err(Failure {
-            error: GatewayError::Upstream { error, group: group.to_owned(), retries: 0 },
+            error: GatewayError::Upstream {
+                error: Box::new(error),
+                group: group.to_owned(),
+                retries: 0,
+            },
             retryable: retryable_status(status),
             retry_after,
         });
@@ -194,15 +267,22 @@ async fn attempt<E: EndpointOp>(
         let frames = op.frames(provider, &target, model);
         let mut relay = SseRelay::new(resp, frames, timeout, Arc::from(group));
         return match relay.step(left(first_byte_timeout)).await {
-            Step::Failed(out, failure) if out.is_empty() => Err(Failure::retry(failure.into_error(group, first_byte_timeout))),
+            Step::Failed(out, failure) if out.is_empty() => Err(Failure::retry(
+                failure.into_error(group, first_byte_timeout),
+            )),
             first => Ok((Answer::Stream(relay.into_stream(first)), meta)),
         };
     }
 
-    let body = upstream::read_body(resp, left(timeout)).await.map_err(|e| transport(e, timeout))?;
-    let mut parsed = op
-        .parse(provider, &body, &target)
-        .map_err(|e| Failure::retry(GatewayError::BadUpstreamResponse(format!("{}: {e}", target.provider))))?;
+    let body = upstream::read_body(resp, left(timeout))
+        .await
+        .map_err(|e| transport(e, timeout))?;
+    let mut parsed = op.parse(provider, &body, &target).map_err(|e| {
+        Failure::retry(GatewayError::BadUpstreamResponse(format!(
+            "{}: {e}",
+            target.provider
+        )))
+    })?;
     op.rename(&mut parsed, resolved.requested);
     Ok((Answer::Json(parsed), meta))
 }

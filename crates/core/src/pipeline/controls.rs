@@ -61,7 +61,9 @@ impl Controls {
             c.num_retries = Some(
                 v.as_u64()
                     .and_then(|n| u32::try_from(n).ok())
-                    .ok_or_else(|| bad("num_retries", "num_retries must be a non-negative integer"))?,
+                    .ok_or_else(|| {
+                        bad("num_retries", "num_retries must be a non-negative integer")
+                    })?,
             );
         }
         if let Some(v) = extra.get("timeout").filter(|v| !v.is_null()) {
@@ -72,7 +74,12 @@ impl Controls {
             };
             match secs {
                 Some(s) if s.is_finite() && s > 0.0 => c.timeout = Some(Duration::from_secs_f64(s)),
-                _ => return Err(bad("timeout", "timeout must be a positive number of seconds")),
+                _ => {
+                    return Err(bad(
+                        "timeout",
+                        "timeout must be a positive number of seconds",
+                    ))
+                }
             }
         }
         for k in LITELLM_BODY_KEYS {
@@ -83,7 +90,10 @@ impl Controls {
 }
 
 fn bad(param: &str, message: &str) -> GatewayError {
-    GatewayError::BadRequest { message: message.to_owned(), param: Some(param.to_owned()) }
+    GatewayError::BadRequest {
+        message: message.to_owned(),
+        param: Some(param.to_owned()),
+    }
 }
 
 #[cfg(test)]

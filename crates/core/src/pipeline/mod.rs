@@ -54,7 +54,11 @@ pub struct Outcome<T> {
     pub meta: AnswerMeta,
 }
 
-pub async fn chat(gw: &Gateway, ctx: &RequestContext, mut req: ChatRequest) -> Result<Outcome<ChatResponse>, GatewayError> {
+pub async fn chat(
+    gw: &Gateway,
+    ctx: &RequestContext,
+    mut req: ChatRequest,
+) -> Result<Outcome<ChatResponse>, GatewayError> {
     let controls = Controls::take(&mut req.extra)?;
     let requested = std::mem::take(&mut req.model);
     let op = ops::ChatOp { req };

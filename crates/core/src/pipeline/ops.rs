@@ -20,9 +20,19 @@ pub(super) trait EndpointOp: Sync {
 
     fn is_stream(&self) -> bool;
 
-    fn build(&self, p: &dyn Provider, t: &Target, o: BuildOptions<'_>) -> Result<UpstreamRequest, TranslateError>;
+    fn build(
+        &self,
+        p: &dyn Provider,
+        t: &Target,
+        o: BuildOptions<'_>,
+    ) -> Result<UpstreamRequest, TranslateError>;
 
-    fn parse(&self, p: &dyn Provider, body: &[u8], t: &Target) -> Result<Self::Response, TranslateError>;
+    fn parse(
+        &self,
+        p: &dyn Provider,
+        body: &[u8],
+        t: &Target,
+    ) -> Result<Self::Response, TranslateError>;
 
     /// Report `model` as the name the client asked for.
     fn rename(&self, r: &mut Self::Response, model: &str);
@@ -48,11 +58,21 @@ impl EndpointOp for ChatOp {
         self.req.is_stream()
     }
 
-    fn build(&self, p: &dyn Provider, t: &Target, o: BuildOptions<'_>) -> Result<UpstreamRequest, TranslateError> {
+    fn build(
+        &self,
+        p: &dyn Provider,
+        t: &Target,
+        o: BuildOptions<'_>,
+    ) -> Result<UpstreamRequest, TranslateError> {
         p.chat_request(&self.req, t, o)
     }
 
-    fn parse(&self, p: &dyn Provider, body: &[u8], t: &Target) -> Result<ChatResponse, TranslateError> {
+    fn parse(
+        &self,
+        p: &dyn Provider,
+        body: &[u8],
+        t: &Target,
+    ) -> Result<ChatResponse, TranslateError> {
         p.parse_chat_response(body, t)
     }
 
@@ -61,7 +81,11 @@ impl EndpointOp for ChatOp {
     }
 
     fn frames(&self, p: &dyn Provider, t: &Target, model: Arc<str>) -> Box<dyn FrameSource> {
-        Box::new(ChatFrames::new(p.chat_stream(t), model, self.req.wants_stream_usage()))
+        Box::new(ChatFrames::new(
+            p.chat_stream(t),
+            model,
+            self.req.wants_stream_usage(),
+        ))
     }
 
     fn mock(&self, content: &str, model: &str) -> Result<Answer<ChatResponse>, GatewayError> {
@@ -84,11 +108,21 @@ impl EndpointOp for CompletionOp {
         self.req.is_stream()
     }
 
-    fn build(&self, p: &dyn Provider, t: &Target, o: BuildOptions<'_>) -> Result<UpstreamRequest, TranslateError> {
+    fn build(
+        &self,
+        p: &dyn Provider,
+        t: &Target,
+        o: BuildOptions<'_>,
+    ) -> Result<UpstreamRequest, TranslateError> {
         p.completion_request(&self.req, t, o)
     }
 
-    fn parse(&self, p: &dyn Provider, body: &[u8], t: &Target) -> Result<CompletionResponse, TranslateError> {
+    fn parse(
+        &self,
+        p: &dyn Provider,
+        body: &[u8],
+        t: &Target,
+    ) -> Result<CompletionResponse, TranslateError> {
         p.parse_completion_response(body, t)
     }
 
@@ -102,7 +136,9 @@ impl EndpointOp for CompletionOp {
 
     fn mock(&self, content: &str, model: &str) -> Result<Answer<CompletionResponse>, GatewayError> {
         Ok(if self.is_stream() {
-            Answer::Stream(frames_stream(mock::completion_stream(content, &self.req, model)))
+            Answer::Stream(frames_stream(mock::completion_stream(
+                content, &self.req, model,
+            )))
         } else {
             Answer::Json(mock::completion(content, &self.req, model))
         })
@@ -120,11 +156,21 @@ impl EndpointOp for EmbeddingOp {
         false
     }
 
-    fn build(&self, p: &dyn Provider, t: &Target, o: BuildOptions<'_>) -> Result<UpstreamRequest, TranslateError> {
+    fn build(
+        &self,
+        p: &dyn Provider,
+        t: &Target,
+        o: BuildOptions<'_>,
+    ) -> Result<UpstreamRequest, TranslateError> {
         p.embedding_request(&self.req, t, o)
     }
 
-    fn parse(&self, p: &dyn Provider, body: &[u8], t: &Target) -> Result<EmbeddingResponse, TranslateError> {
+    fn parse(
+        &self,
+        p: &dyn Provider,
+        body: &[u8],
+        t: &Target,
+    ) -> Result<EmbeddingResponse, TranslateError> {
         p.parse_embedding_response(body, t)
     }
 
@@ -138,6 +184,8 @@ impl EndpointOp for EmbeddingOp {
     }
 
     fn mock(&self, _content: &str, model: &str) -> Result<Answer<EmbeddingResponse>, GatewayError> {
-        mock::embedding(&self.req, model).map(Answer::Json).map_err(GatewayError::Internal)
+        mock::embedding(&self.req, model)
+            .map(Answer::Json)
+            .map_err(GatewayError::Internal)
     }
 }

@@ -27,7 +27,7 @@ use crate::GatewayError;
 /// Why a stream stopped early.
 #[derive(Debug, Clone)]
 pub enum StreamFailure {
-    Upstream(UpstreamError),
+    Upstream(Box<UpstreamError>),
     Invalid(String),
     Transport(TransportError),
     /// The upstream closed the connection before finishing.
@@ -37,14 +37,22 @@ pub enum StreamFailure {
 impl StreamFailure {
     pub fn into_error(self, group: &str, idle: Duration) -> GatewayError {
         match self {
-            StreamFailure::Upstream(error) => GatewayError::Upstream { error, group: group.to_owned(), retries: 0 },
+            StreamFailure::Upstream(error) => GatewayError::Upstream {
+                error,
+                group: group.to_owned(),
+                retries: 0,
+            },
             StreamFailure::Invalid(m) => GatewayError::BadUpstreamResponse(m),
-            StreamFailure::Transport(TransportError::Timeout) => {
-                GatewayError::Timeout { group: group.to_owned(), after: idle, retries: 0 }
-            }
-            StreamFailure::Transport(TransportError::Connect(message)) => {
-                GatewayError::Connect { message, group: group.to_owned(), retries: 0 }
-            }
+            StreamFailure::Transport(TransportError::Timeout) => GatewayError::Timeout {
+                group: group.to_owned(),
+                after: idle,
+                retries: 0,
+            },
+            StreamFailure::Transport(TransportError::Connect(message)) => GatewayError::Connect {
+                message,
+                group: group.to_owned(),
+                retries: 0,
+            },
             StreamFailure::Truncated => GatewayError::Connect {
                 message: "upstream closed the stream before it finished".into(),
                 group: group.to_owned(),
@@ -90,7 +98,12 @@ pub(crate) struct ChatFrames {
 
 impl ChatFrames {
     pub fn new(translator: Box<dyn StreamTranslator>, model: Arc<str>, wants_usage: bool) -> Self {
-        Self { translator, model, wants_usage, finished: false }
+        Self {
+            translator,
+            model,
+            wants_usage,
+            finished: false,
+        }
     }
 }
 
@@ -136,7 +149,12 @@ pub(crate) struct CompletionFrames {
 
 impl CompletionFrames {
     pub fn new(model: Arc<str>, wants_usage: bool) -> Self {
-        Self { model, wants_usage, finished: false, usage: None }
+        Self {
+            model,
+            wants_usage,
+            finished: false,
+            usage: None,
+        }
     }
 }
 
@@ -150,24 +168,31 @@ impl FrameSource for CompletionFrames {
         if data.is_empty() {
             return Ok(true);
         }
-        let mut chunk: CompletionResponse =
-            serde_json::from_str(data).map_err(|e| StreamFailure::Invalid(format!("bad stream chunk: {e}")))?;
+        let mut chunk: CompletionResponse = serde_json::from_str(data)
+            .map_err(|e| StreamFailure::Invalid(format!("bad stream chunk: {e}")))?;
         let choices = chunk.extra.get("choices").and_then(|c| c.as_array());
         if choices.is_none() {
             if let Some(err) = chunk.extra.get("error") {
-                let msg = err.get("message").and_then(|m| m.as_str()).map(str::to_owned).unwrap_or_else(|| err.to_string());
-                return Err(StreamFailure::Upstream(UpstreamError {
+                let msg = err
+                    .get("message")
+                    .and_then(|m| m.as_str())
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| err.to_string());
+                return Err(StreamFailure::Upstream(Box::new(UpstreamError {
                     status: 500,
                     message: msg,
                     kind: err.get("type").and_then(|t| t.as_str()).map(str::to_owned),
                     param: None,
                     code: None,
                     provider_label: "OpenAIException".into(),
-                }));
+                })));
             }
         }
         let empty = choices.is_none_or(|c| c.is_empty());
-        if choices.is_some_and(|c| c.iter().any(|x| x.get("finish_reason").is_some_and(|f| !f.is_null()))) {
+        if choices.is_some_and(|c| {
+            c.iter()
+                .any(|x| x.get("finish_reason").is_some_and(|f| !f.is_null()))
+        }) {
             self.finished = true;
         }
         if let Some(u) = &chunk.usage {
@@ -215,8 +240,20 @@ pub(crate) struct SseRelay {
 }
 
 impl SseRelay {
-    pub fn new(resp: reqwest::Response, source: Box<dyn FrameSource>, idle: Duration, group: Arc<str>) -> Self {
-        Self { body: resp.bytes_stream().boxed(), parser: SseParser::new(), source, idle, events: Vec::new(), group }
+    pub fn new(
+        resp: reqwest::Response,
+        source: Box<dyn FrameSource>,
+        idle: Duration,
+        group: Arc<str>,
+    ) -> Self {
+        Self {
+            body: resp.bytes_stream().boxed(),
+            parser: SseParser::new(),
+            source,
+            idle,
+            events: Vec::new(),
+            group,
+        }
     }
 
     /// Read until there is something to send, the stream ends, or it fails.
@@ -228,16 +265,26 @@ impl SseRelay {
         loop {
             let next = match tokio::time::timeout_at(deadline, self.body.next()).await {
                 Ok(n) => n,
-                Err(_) => return Step::Failed(out, StreamFailure::Transport(TransportError::Timeout)),
+                Err(_) => {
+                    return Step::Failed(out, StreamFailure::Transport(TransportError::Timeout))
+                }
             };
             let eof = match next {
                 Some(Ok(bytes)) => {
                     if self.parser.feed(&bytes, &mut self.events).is_err() {
-                        return Step::Failed(out, StreamFailure::Invalid("upstream sent an over-long SSE line".into()));
+                        return Step::Failed(
+                            out,
+                            StreamFailure::Invalid("upstream sent an over-long SSE line".into()),
+                        );
                     }
                     false
                 }
-                Some(Err(e)) => return Step::Failed(out, StreamFailure::Transport(TransportError::from_reqwest(&e))),
+                Some(Err(e)) => {
+                    return Step::Failed(
+                        out,
+                        StreamFailure::Transport(TransportError::from_reqwest(&e)),
+                    )
+                }
                 None => {
                     self.parser.finish(&mut self.events);
                     true
@@ -285,7 +332,9 @@ impl SseRelay {
                     let err = failure.into_error(&relay.group, relay.idle);
                     relay.finish_log(Some(&err));
                     let body = error_body(&err);
-                    f.extend_from_slice(&data_frame(&serde_json::to_vec(&body).unwrap_or_default()));
+                    f.extend_from_slice(&data_frame(
+                        &serde_json::to_vec(&body).unwrap_or_default(),
+                    ));
                     f.extend_from_slice(DONE_FRAME);
                     Some((Ok(Bytes::from(f)), (None, None)))
                 }
@@ -297,8 +346,12 @@ impl SseRelay {
     fn finish_log(&self, err: Option<&GatewayError>) {
         let usage = self.source.usage();
         match err {
-            None => tracing::debug!(group = %self.group, prompt_tokens = usage.as_ref().map(|u| u.prompt_tokens), completion_tokens = usage.as_ref().map(|u| u.completion_tokens), "stream finished"),
-            Some(e) => tracing::warn!(group = %self.group, error = e.label(), "stream failed after the first byte: {}", e),
+            None => {
+                tracing::debug!(group = %self.group, prompt_tokens = usage.as_ref().map(|u| u.prompt_tokens), completion_tokens = usage.as_ref().map(|u| u.completion_tokens), "stream finished")
+            }
+            Some(e) => {
+                tracing::warn!(group = %self.group, error = e.label(), "stream failed after the first byte: {}", e)
+            }
         }
     }
 }

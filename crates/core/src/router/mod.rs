@@ -45,7 +45,10 @@ pub struct Router {
 
 impl Router {
     pub fn new(deployments: &[DeploymentConfig], aliases: &BTreeMap<String, GroupAlias>) -> Self {
-        let mut r = Router { aliases: aliases.clone(), ..Default::default() };
+        let mut r = Router {
+            aliases: aliases.clone(),
+            ..Default::default()
+        };
         for d in deployments {
             let d = Arc::new(d.clone());
             if let Some(star) = d.model_name.find('*') {
@@ -67,27 +70,49 @@ impl Router {
             }
         }
         // Most specific first: the longest literal text wins.
-        r.wildcards.sort_by_key(|w| std::cmp::Reverse(w.prefix.len() + w.suffix.len()));
+        r.wildcards
+            .sort_by_key(|w| std::cmp::Reverse(w.prefix.len() + w.suffix.len()));
         r
     }
 
     /// The deployments for a requested model name, if any group serves it.
     pub fn resolve<'a>(&'a self, requested: &'a str) -> Option<Resolved<'a>> {
         let group = match self.aliases.get(requested) {
-            Some(a) if self.groups.contains_key(&a.target) || self.wildcard(&a.target).is_some() => a.target.as_str(),
+            Some(a)
+                if self.groups.contains_key(&a.target) || self.wildcard(&a.target).is_some() =>
+            {
+                a.target.as_str()
+            }
             _ => requested,
         };
         if let Some((name, deployments)) = self.groups.get_key_value(group) {
-            return Some(Resolved { requested, group: name, deployments, wildcard_match: None });
+            return Some(Resolved {
+                requested,
+                group: name,
+                deployments,
+                wildcard_match: None,
+            });
         }
         let (w, matched) = self.wildcard(group)?;
-        Some(Resolved { requested, group: &w.pattern, deployments: &w.deployments, wildcard_match: Some(matched) })
+        Some(Resolved {
+            requested,
+            group: &w.pattern,
+            deployments: &w.deployments,
+            wildcard_match: Some(matched),
+        })
     }
 
     fn wildcard(&self, name: &str) -> Option<(&Wildcard, String)> {
         self.wildcards.iter().find_map(|w| {
-            let fits = name.len() >= w.prefix.len() + w.suffix.len() && name.starts_with(&w.prefix) && name.ends_with(&w.suffix);
-            fits.then(|| (w, name[w.prefix.len()..name.len() - w.suffix.len()].to_owned()))
+            let fits = name.len() >= w.prefix.len() + w.suffix.len()
+                && name.starts_with(&w.prefix)
+                && name.ends_with(&w.suffix);
+            fits.then(|| {
+                (
+                    w,
+                    name[w.prefix.len()..name.len() - w.suffix.len()].to_owned(),
+                )
+            })
         })
     }
 
@@ -106,7 +131,12 @@ impl Router {
 
     /// Every deployment, in config order.
     pub fn all(&self) -> Vec<&Deployment> {
-        let mut all: Vec<&Deployment> = self.groups.values().flatten().chain(self.wildcards.iter().flat_map(|w| &w.deployments)).collect();
+        let mut all: Vec<&Deployment> = self
+            .groups
+            .values()
+            .flatten()
+            .chain(self.wildcards.iter().flat_map(|w| &w.deployments))
+            .collect();
         all.sort_by_key(|d| d.index);
         all
     }
@@ -115,10 +145,24 @@ impl Router {
 /// Pick the deployment for the next attempt: among those `allowed`, the lowest
 /// `order` tier, weighted random within it. `rand01` is a uniform sample in
 /// [0, 1), passed in so tests are deterministic.
-pub fn pick<'a>(deployments: &'a [Deployment], allowed: impl Fn(usize) -> bool, rand01: f64) -> Option<(usize, &'a Deployment)> {
-    let candidates: Vec<(usize, &Deployment)> = deployments.iter().enumerate().filter(|(i, _)| allowed(*i)).collect();
-    let tier = candidates.iter().map(|(_, d)| d.order.unwrap_or(u32::MAX)).min()?;
-    let tiered: Vec<(usize, &Deployment)> = candidates.into_iter().filter(|(_, d)| d.order.unwrap_or(u32::MAX) == tier).collect();
+pub fn pick(
+    deployments: &[Deployment],
+    allowed: impl Fn(usize) -> bool,
+    rand01: f64,
+) -> Option<(usize, &Deployment)> {
+    let candidates: Vec<(usize, &Deployment)> = deployments
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| allowed(*i))
+        .collect();
+    let tier = candidates
+        .iter()
+        .map(|(_, d)| d.order.unwrap_or(u32::MAX))
+        .min()?;
+    let tiered: Vec<(usize, &Deployment)> = candidates
+        .into_iter()
+        .filter(|(_, d)| d.order.unwrap_or(u32::MAX) == tier)
+        .collect();
     let weight = |d: &Deployment| d.weight.or(d.rpm).or(d.tpm).unwrap_or(1.0).max(0.0);
     let total: f64 = tiered.iter().map(|(_, d)| weight(d)).sum();
     if total <= 0.0 {

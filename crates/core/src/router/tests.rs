@@ -4,7 +4,12 @@ use super::*;
 use crate::config::{load_str, Env};
 
 fn router(yaml: &str) -> Router {
-    let cfg = load_str(yaml, std::path::Path::new("."), &Env::isolated([("K", "k")])).unwrap();
+    let cfg = load_str(
+        yaml,
+        std::path::Path::new("."),
+        &Env::isolated([("K", "k")]),
+    )
+    .unwrap();
     Router::new(&cfg.deployments, &cfg.router.model_group_alias)
 }
 
@@ -30,18 +35,29 @@ router_settings:
 fn exact_groups_aliases_and_wildcards_resolve() {
     let r = router(CFG);
     let g = r.resolve("gpt-4o").unwrap();
-    assert_eq!((g.group, g.deployments.len(), g.wildcard_match.as_deref()), ("gpt-4o", 2, None));
+    assert_eq!(
+        (g.group, g.deployments.len(), g.wildcard_match.as_deref()),
+        ("gpt-4o", 2, None)
+    );
     let a = r.resolve("gpt4").unwrap();
     assert_eq!((a.requested, a.group), ("gpt4", "gpt-4o"));
     let w = r.resolve("openrouter/deepseek/deepseek-chat").unwrap();
-    assert_eq!((w.group, w.wildcard_match.as_deref()), ("openrouter/*", Some("deepseek/deepseek-chat")));
+    assert_eq!(
+        (w.group, w.wildcard_match.as_deref()),
+        ("openrouter/*", Some("deepseek/deepseek-chat"))
+    );
     let any = r.resolve("o3-pro").unwrap();
-    assert_eq!((any.group, any.wildcard_match.as_deref()), ("*", Some("o3-pro")));
+    assert_eq!(
+        (any.group, any.wildcard_match.as_deref()),
+        ("*", Some("o3-pro"))
+    );
 }
 
 #[test]
 fn without_catch_all_unknown_names_do_not_resolve() {
-    let r = router("model_list:\n  - model_name: a\n    litellm_params: {model: openai/a, api_key: x}\n");
+    let r = router(
+        "model_list:\n  - model_name: a\n    litellm_params: {model: openai/a, api_key: x}\n",
+    );
     assert!(r.resolve("b").is_none());
     assert!(r.resolve("a").is_some());
 }
@@ -49,7 +65,10 @@ fn without_catch_all_unknown_names_do_not_resolve() {
 #[test]
 fn models_list_groups_visible_aliases_and_patterns() {
     let r = router(CFG);
-    assert_eq!(r.model_names(), vec!["gpt-4o", "tiered", "gpt4", "openrouter/*", "*"]);
+    assert_eq!(
+        r.model_names(),
+        vec!["gpt-4o", "tiered", "gpt4", "openrouter/*", "*"]
+    );
 }
 
 #[test]
@@ -69,9 +88,18 @@ fn lower_order_tier_goes_first() {
     let r = router(CFG);
     let g = r.resolve("tiered").unwrap();
     for x in [0.0, 0.5, 0.99] {
-        assert_eq!(pick(g.deployments, |_| true, x).unwrap().1.litellm_model, "openai/primary");
+        assert_eq!(
+            pick(g.deployments, |_| true, x).unwrap().1.litellm_model,
+            "openai/primary"
+        );
     }
-    assert_eq!(pick(g.deployments, |i| i != 0, 0.5).unwrap().1.litellm_model, "openai/backup");
+    assert_eq!(
+        pick(g.deployments, |i| i != 0, 0.5)
+            .unwrap()
+            .1
+            .litellm_model,
+        "openai/backup"
+    );
 }
 
 #[test]

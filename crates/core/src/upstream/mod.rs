@@ -41,7 +41,11 @@ impl TransportError {
             msg = s.to_string();
             src = s.source();
         }
-        let what = if e.is_connect() { "cannot connect to upstream" } else { "upstream request failed" };
+        let what = if e.is_connect() {
+            "cannot connect to upstream"
+        } else {
+            "upstream request failed"
+        };
         TransportError::Connect(format!("{what}: {msg}"))
     }
 }
@@ -84,7 +88,10 @@ pub async fn send(
 }
 
 /// Read a whole response body within what is left of `timeout`.
-pub async fn read_body(resp: reqwest::Response, timeout: Duration) -> Result<bytes::Bytes, TransportError> {
+pub async fn read_body(
+    resp: reqwest::Response,
+    timeout: Duration,
+) -> Result<bytes::Bytes, TransportError> {
     match tokio::time::timeout(timeout, resp.bytes()).await {
         Ok(Ok(b)) => Ok(b),
         Ok(Err(e)) => Err(TransportError::from_reqwest(&e)),

@@ -8,7 +8,9 @@ use crate::{Target, UpstreamError};
 /// `AzureException`, `GroqException`, …
 pub fn provider_label(provider: &str) -> String {
     match provider {
-        "openai" | "custom_openai" | "openai_like" | "text-completion-openai" => "OpenAIException".to_owned(),
+        "openai" | "custom_openai" | "openai_like" | "text-completion-openai" => {
+            "OpenAIException".to_owned()
+        }
         "azure" | "azure_text" => "AzureException".to_owned(),
         other => {
             let mut chars = other.chars();

@@ -11,7 +11,10 @@ use ferrolite_types::openai::completions::CompletionResponse;
 use ferrolite_types::openai::embeddings::EmbeddingResponse;
 use ferrolite_types::openai::{ChatRequest, ChatResponse, CompletionRequest, EmbeddingRequest};
 
-use crate::{BuildOptions, Provider, StreamTranslator, Target, TranslateError, UpstreamError, UpstreamRequest};
+use crate::{
+    BuildOptions, Provider, StreamTranslator, Target, TranslateError, UpstreamError,
+    UpstreamRequest,
+};
 
 pub use error::provider_label;
 pub use stream::OpenAiStream;
@@ -44,7 +47,12 @@ fn openai_url(target: &Target, endpoint: Endpoint) -> String {
 }
 
 fn azure_url(target: &Target, endpoint: Endpoint) -> String {
-    let mut url = format!("{}/openai/deployments/{}/{}", target.api_base, target.model, endpoint.path());
+    let mut url = format!(
+        "{}/openai/deployments/{}/{}",
+        target.api_base,
+        target.model,
+        endpoint.path()
+    );
     if let Some(v) = &target.api_version {
         url.push_str("?api-version=");
         url.push_str(v);
@@ -66,10 +74,18 @@ macro_rules! openai_shaped {
                 opts: BuildOptions<'_>,
             ) -> Result<UpstreamRequest, TranslateError> {
                 let body = request::chat_body(req, target, opts)?;
-                Ok(request::upstream(target, $url(target, Endpoint::Chat), body))
+                Ok(request::upstream(
+                    target,
+                    $url(target, Endpoint::Chat),
+                    body,
+                ))
             }
 
-            fn parse_chat_response(&self, body: &[u8], _target: &Target) -> Result<ChatResponse, TranslateError> {
+            fn parse_chat_response(
+                &self,
+                body: &[u8],
+                _target: &Target,
+            ) -> Result<ChatResponse, TranslateError> {
                 parse(body)
             }
 
@@ -84,7 +100,11 @@ macro_rules! openai_shaped {
                 opts: BuildOptions<'_>,
             ) -> Result<UpstreamRequest, TranslateError> {
                 let body = request::completion_body(req, target, opts)?;
-                Ok(request::upstream(target, $url(target, Endpoint::Completions), body))
+                Ok(request::upstream(
+                    target,
+                    $url(target, Endpoint::Completions),
+                    body,
+                ))
             }
 
             fn parse_completion_response(
@@ -102,7 +122,11 @@ macro_rules! openai_shaped {
                 opts: BuildOptions<'_>,
             ) -> Result<UpstreamRequest, TranslateError> {
                 let body = request::embedding_body(req, target, opts)?;
-                Ok(request::upstream(target, $url(target, Endpoint::Embeddings), body))
+                Ok(request::upstream(
+                    target,
+                    $url(target, Endpoint::Embeddings),
+                    body,
+                ))
             }
 
             fn parse_embedding_response(

@@ -6,7 +6,9 @@
 use std::borrow::Cow;
 
 use bytes::Bytes;
-use ferrolite_types::openai::{ChatMessage, ChatRequest, CompletionRequest, EmbeddingRequest, StreamOptions};
+use ferrolite_types::openai::{
+    ChatMessage, ChatRequest, CompletionRequest, EmbeddingRequest, StreamOptions,
+};
 use ferrolite_types::JsonMap;
 use serde::Serialize;
 use serde_json::Value;
@@ -85,10 +87,16 @@ fn encode<T: Serialize>(body: &T) -> Result<Bytes, TranslateError> {
         .map_err(|e| TranslateError::BadRequest(format!("cannot encode request: {e}")))
 }
 
-pub(super) fn chat_body(req: &ChatRequest, target: &Target, opts: BuildOptions<'_>) -> Result<Bytes, TranslateError> {
+pub(super) fn chat_body(
+    req: &ChatRequest,
+    target: &Target,
+    opts: BuildOptions<'_>,
+) -> Result<Bytes, TranslateError> {
     encode(&Outbound {
         model: &target.model,
-        body: Messages { messages: &req.messages },
+        body: Messages {
+            messages: &req.messages,
+        },
         stream: req.stream,
         stream_options: stream_options(req.stream, req.stream_options.as_ref(), target, opts),
         extra: merged(&req.extra, opts.defaults),
@@ -102,7 +110,9 @@ pub(super) fn completion_body(
 ) -> Result<Bytes, TranslateError> {
     encode(&Outbound {
         model: &target.model,
-        body: Prompt { prompt: &req.prompt },
+        body: Prompt {
+            prompt: &req.prompt,
+        },
         stream: req.stream,
         stream_options: stream_options(req.stream, req.stream_options.as_ref(), target, opts),
         extra: merged(&req.extra, opts.defaults),
@@ -125,7 +135,10 @@ pub(super) fn embedding_body(
 
 pub(super) fn upstream(target: &Target, url: String, body: Bytes) -> UpstreamRequest {
     let mut headers = Vec::with_capacity(target.headers.len() + 1);
-    headers.push((http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json")));
+    headers.push((
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    ));
     headers.extend(target.headers.iter().cloned());
     UpstreamRequest {
         url,

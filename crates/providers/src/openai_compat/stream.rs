@@ -25,7 +25,7 @@ impl StreamTranslator for OpenAiStream {
             .map_err(|e| TranslateError::InvalidResponse(format!("bad stream chunk: {e}")))?;
         if chunk.choices.is_empty() && chunk.usage.is_none() {
             if let Some(err) = chunk.extra.get("error") {
-                return Err(TranslateError::Upstream(in_stream_error(err)));
+                return Err(TranslateError::Upstream(Box::new(in_stream_error(err))));
             }
         }
         if let Some(u) = &chunk.usage {

@@ -5,7 +5,9 @@ use std::collections::HashMap;
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use ferrolite_core::{pipeline, GatewayError};
-use ferrolite_types::openai::{ChatRequest, CompletionRequest, EmbeddingRequest, ModelCard, ModelList};
+use ferrolite_types::openai::{
+    ChatRequest, CompletionRequest, EmbeddingRequest, ModelCard, ModelList,
+};
 use serde_json::{json, Value};
 
 use crate::extract::{Ctx, JsonBody};
@@ -15,7 +17,11 @@ use crate::state::AppState;
 /// LiteLLM reports this creation time for every configured model.
 const MODEL_CREATED: u64 = 1_677_610_602;
 
-pub async fn chat(State(s): State<AppState>, Ctx(ctx): Ctx, JsonBody(req): JsonBody<ChatRequest>) -> Response {
+pub async fn chat(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    JsonBody(req): JsonBody<ChatRequest>,
+) -> Response {
     let result = pipeline::chat(&s.gw, &ctx, req).await;
     respond(result, ctx)
 }
@@ -32,11 +38,18 @@ pub async fn chat_for_model(
     }
     match serde_json::from_value::<ChatRequest>(body) {
         Ok(req) => respond(pipeline::chat(&s.gw, &ctx, req).await, ctx),
-        Err(e) => ApiError::from(GatewayError::bad_request(format!("Invalid request body: {e}"))).into_response(),
+        Err(e) => ApiError::from(GatewayError::bad_request(format!(
+            "Invalid request body: {e}"
+        )))
+        .into_response(),
     }
 }
 
-pub async fn completions(State(s): State<AppState>, Ctx(ctx): Ctx, JsonBody(req): JsonBody<CompletionRequest>) -> Response {
+pub async fn completions(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    JsonBody(req): JsonBody<CompletionRequest>,
+) -> Response {
     let result = pipeline::completion(&s.gw, &ctx, req).await;
     respond(result, ctx)
 }
@@ -52,11 +65,18 @@ pub async fn completions_for_model(
     }
     match serde_json::from_value::<CompletionRequest>(body) {
         Ok(req) => respond(pipeline::completion(&s.gw, &ctx, req).await, ctx),
-        Err(e) => ApiError::from(GatewayError::bad_request(format!("Invalid request body: {e}"))).into_response(),
+        Err(e) => ApiError::from(GatewayError::bad_request(format!(
+            "Invalid request body: {e}"
+        )))
+        .into_response(),
     }
 }
 
-pub async fn embeddings(State(s): State<AppState>, Ctx(ctx): Ctx, JsonBody(req): JsonBody<EmbeddingRequest>) -> Response {
+pub async fn embeddings(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    JsonBody(req): JsonBody<EmbeddingRequest>,
+) -> Response {
     let result = pipeline::embedding(&s.gw, &ctx, req).await;
     respond(result, ctx)
 }
@@ -72,29 +92,46 @@ pub async fn embeddings_for_model(
     }
     match serde_json::from_value::<EmbeddingRequest>(body) {
         Ok(req) => respond(pipeline::embedding(&s.gw, &ctx, req).await, ctx),
-        Err(e) => ApiError::from(GatewayError::bad_request(format!("Invalid request body: {e}"))).into_response(),
+        Err(e) => ApiError::from(GatewayError::bad_request(format!(
+            "Invalid request body: {e}"
+        )))
+        .into_response(),
     }
 }
 
 fn card(id: &str) -> ModelCard {
-    ModelCard { id: id.to_owned(), object: "model".into(), created: MODEL_CREATED, owned_by: "openai".into() }
+    ModelCard {
+        id: id.to_owned(),
+        object: "model".into(),
+        created: MODEL_CREATED,
+        owned_by: "openai".into(),
+    }
 }
 
 pub async fn models(State(s): State<AppState>) -> Response {
     let data = s.gw.router.model_names().into_iter().map(card).collect();
-    json_response(&ModelList { object: "list".into(), data })
+    json_response(&ModelList {
+        object: "list".into(),
+        data,
+    })
 }
 
 pub async fn model(State(s): State<AppState>, Path(id): Path<String>) -> Response {
     if s.gw.router.resolve(&id).is_some() {
         json_response(&card(&id))
     } else {
-        ApiError::from(GatewayError::NotFound(format!("The model '{id}' does not exist"))).into_response()
+        ApiError::from(GatewayError::NotFound(format!(
+            "The model '{id}' does not exist"
+        )))
+        .into_response()
     }
 }
 
 /// `GET /model/info`: every deployment with its public parameters (secrets removed).
-pub async fn model_info(State(s): State<AppState>, Query(q): Query<HashMap<String, String>>) -> Response {
+pub async fn model_info(
+    State(s): State<AppState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
     let wanted = q.get("litellm_model_id");
     let data: Vec<Value> = s
         .gw

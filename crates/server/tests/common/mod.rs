@@ -38,7 +38,8 @@ impl TestGateway {
         } else {
             format!("{yaml}\ngeneral_settings:\n  master_key: {MASTER}\n")
         };
-        let cfg = load_str(&yaml, Path::new("."), &env).unwrap_or_else(|e| panic!("test config: {e}"));
+        let cfg =
+            load_str(&yaml, Path::new("."), &env).unwrap_or_else(|e| panic!("test config: {e}"));
         let gw = Gateway::new(cfg).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -49,7 +50,11 @@ impl TestGateway {
             })
             .await;
         });
-        Self { addr, http: reqwest::Client::new(), shutdown: Some(tx) }
+        Self {
+            addr,
+            http: ferrolite_core::upstream::client().unwrap(),
+            shutdown: Some(tx),
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -70,12 +75,17 @@ impl TestGateway {
         let status = r.status().as_u16();
         let headers = r.headers().clone();
         let text = r.text().await.unwrap();
-        let v = serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text}"));
+        let v =
+            serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text}"));
         (status, headers, v)
     }
 
     /// POST JSON expecting SSE; return the `data:` payloads in order.
-    pub async fn stream(&self, path: &str, body: Value) -> (u16, reqwest::header::HeaderMap, Vec<String>) {
+    pub async fn stream(
+        &self,
+        path: &str,
+        body: Value,
+    ) -> (u16, reqwest::header::HeaderMap, Vec<String>) {
         let r = self.post(path).json(&body).send().await.unwrap();
         let status = r.status().as_u16();
         let headers = r.headers().clone();
@@ -87,7 +97,12 @@ impl TestGateway {
 /// The `data:` payloads of an SSE body.
 pub fn sse_data(text: &str) -> Vec<String> {
     text.split("\n\n")
-        .filter_map(|frame| frame.lines().find_map(|l| l.strip_prefix("data: ")).map(str::to_owned))
+        .filter_map(|frame| {
+            frame
+                .lines()
+                .find_map(|l| l.strip_prefix("data: "))
+                .map(str::to_owned)
+        })
         .collect()
 }
 

@@ -1,0 +1,255 @@
+//! The real `ferrolite` binary: flags, config validation, startup.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use ferrolite_testkit::MockOpenAi;
+use serde_json::{json, Value};
+
+const BIN: &str = env!("CARGO_BIN_EXE_ferrolite");
+
+fn tmp_config(text: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("ferrolite-cli-{}", uuid_like()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = dir.join("config.yaml");
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+fn uuid_like() -> String {
+    format!(
+        "{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    )
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A running binary; killed on drop. `stderr` lines arrive on `lines`.
+struct Running {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    seen: Vec<String>,
+    port: u16,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Running {
+    fn start(args: &[&str], envs: &[(&str, &str)]) -> Running {
+        let port = free_port();
+        let mut cmd = Command::new(BIN);
+        cmd.args(args)
+            .args(["--host", "127.0.0.1", "--port", &port.to_string()]);
+        cmd.env_remove("LITELLM_MASTER_KEY")
+            .env("NO_COLOR", "1")
+            .env_remove("RUST_LOG");
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        let mut child = cmd
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut r = Running {
+            child,
+            lines: rx,
+            seen: Vec::new(),
+            port,
+        };
+        r.wait_for("ready on http://");
+        r
+    }
+
+    fn wait_for(&mut self, needle: &str) -> String {
+        loop {
+            match self.lines.recv_timeout(Duration::from_secs(20)) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if line.contains(needle) {
+                        return line;
+                    }
+                }
+                Err(_) => panic!(
+                    "no line containing {needle:?}; stderr so far:\n{}",
+                    self.seen.join("\n")
+                ),
+            }
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+}
+
+#[test]
+fn version_flag() {
+    let out = Command::new(BIN).arg("--version").output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("ferrolite {}", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+#[test]
+fn validate_config_reports_every_problem_and_exits_1() {
+    let p = tmp_config("model_list:\n  - model_name: a\n    litellm_params: {api_key: os.environ/FERROLITE_TEST_UNSET_VAR}\n  - model_name: b\n    litellm_params: {model: openai/b, timeout: soon}\n");
+    let out = Command::new(BIN)
+        .args(["--config", p.to_str().unwrap(), "--validate_config"])
+        .env_remove("FERROLITE_TEST_UNSET_VAR")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("model_list[0].litellm_params.api_key: environment variable FERROLITE_TEST_UNSET_VAR is not set"), "{err}");
+    assert!(
+        err.contains("model_list[0].litellm_params.model: missing"),
+        "{err}"
+    );
+    assert!(
+        err.contains("model_list[1].litellm_params.timeout"),
+        "{err}"
+    );
+
+    let ok = tmp_config("model_list:\n  - model_name: a\n    litellm_params: {model: openai/a, mock_response: hi}\nlitellm_settings: {cache: true}\n");
+    let out = Command::new(BIN)
+        .args(["--config", ok.to_str().unwrap(), "--validate_config"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("config OK: 1 deployment(s)"), "{stdout}");
+    assert!(stdout.contains("litellm_settings.cache"), "{stdout}");
+}
+
+#[test]
+fn missing_config_file_is_a_clear_error() {
+    let out = Command::new(BIN)
+        .args(["--config", "/nonexistent/ferrolite.yaml", "--port", "0"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .contains("cannot read config file /nonexistent/ferrolite.yaml"));
+}
+
+#[tokio::test]
+async fn serves_a_config_and_warns_once_about_unimplemented_keys() {
+    let p = tmp_config(
+        "model_list:\n  - model_name: m\n    litellm_params: {model: openai/m, mock_response: hello}\nlitellm_settings: {cache: true, callbacks: [prometheus]}\nrouter_settings: {redis_host: localhost}\ngeneral_settings: {master_key: sk-cli-test-master-key}\n",
+    );
+    let r = Running::start(
+        &["--config", p.to_str().unwrap(), "--num_workers", "4"],
+        &[],
+    );
+    let warn: Vec<&String> = r
+        .seen
+        .iter()
+        .filter(|l| l.contains("not implemented"))
+        .collect();
+    assert_eq!(warn.len(), 1, "{:?}", r.seen);
+    for k in [
+        "litellm_settings.cache",
+        "litellm_settings.callbacks",
+        "router_settings.redis_host",
+    ] {
+        assert!(warn[0].contains(k), "{}", warn[0]);
+    }
+    assert!(
+        r.seen.iter().any(|l| l.contains("--num_workers 4 ignored")),
+        "{:?}",
+        r.seen
+    );
+    let c = ferrolite_core::upstream::client().unwrap();
+    let b: Value = c
+        .post(r.url("/v1/chat/completions"))
+        .bearer_auth("sk-cli-test-master-key")
+        .json(&json!({"model":"m","messages":[{"role":"user","content":"hi"}]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(b["choices"][0]["message"]["content"], "hello");
+    assert!(
+        !r.seen.iter().any(|l| l.contains("sk-cli-test-master-key")),
+        "keys never logged"
+    );
+}
+
+#[tokio::test]
+async fn single_model_mode_and_master_key_from_env() {
+    let up = MockOpenAi::start().await;
+    let base = up.base_url();
+    let r = Running::start(
+        &[
+            "--model",
+            "openai/upstream-model",
+            "--alias",
+            "mine",
+            "--api_base",
+            &base,
+        ],
+        &[("LITELLM_MASTER_KEY", "sk-env-master-key")],
+    );
+    let c = ferrolite_core::upstream::client().unwrap();
+    for model in ["mine", "any-other-name"] {
+        let resp = c
+            .post(r.url("/chat/completions"))
+            .bearer_auth("sk-env-master-key")
+            .json(&json!({"model": model, "messages":[]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "{model}");
+        assert_eq!(resp.json::<Value>().await.unwrap()["model"], model);
+    }
+    assert!(up
+        .calls()
+        .iter()
+        .all(|c| c.body["model"] == "upstream-model"));
+    let denied = c.get(r.url("/v1/models")).send().await.unwrap();
+    assert_eq!(denied.status(), 401);
+}
+
+#[tokio::test]
+async fn no_master_key_warns_loudly() {
+    let p = tmp_config("model_list:\n  - model_name: m\n    litellm_params: {model: openai/m, mock_response: hello}\n");
+    let r = Running::start(&["--config", p.to_str().unwrap()], &[]);
+    assert!(
+        r.seen.iter().any(|l| l.contains("NO MASTER KEY IS SET")),
+        "{:?}",
+        r.seen
+    );
+}
