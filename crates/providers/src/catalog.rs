@@ -17,6 +17,8 @@ pub enum SpecKind {
     #[default]
     OpenaiCompat,
     Azure,
+    Anthropic,
+    Gemini,
 }
 
 /// How a user-given `api_base` is completed.
@@ -70,6 +72,8 @@ impl ProviderSpec {
         match self.kind {
             SpecKind::OpenaiCompat => ProviderKind::OpenAiCompat,
             SpecKind::Azure => ProviderKind::Azure,
+            SpecKind::Anthropic => ProviderKind::Anthropic,
+            SpecKind::Gemini => ProviderKind::Gemini,
         }
     }
 

@@ -4,8 +4,10 @@
 //! are seen here: an [`UpstreamRequest`] names its [`AuthScheme`] and the
 //! sender applies the key.
 
+pub mod anthropic;
 pub mod catalog;
 pub mod error;
+pub mod gemini;
 pub mod openai_compat;
 pub mod registry;
 pub mod target;

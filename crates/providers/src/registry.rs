@@ -1,5 +1,7 @@
 //! `ProviderKind` → adapter: the only match on provider kind.
 
+use crate::anthropic::Anthropic;
+use crate::gemini::Gemini;
 use crate::openai_compat::{Azure, OpenAiCompat};
 use crate::{Provider, ProviderKind};
 
@@ -7,5 +9,7 @@ pub fn adapter(kind: ProviderKind) -> &'static dyn Provider {
     match kind {
         ProviderKind::OpenAiCompat => &OpenAiCompat,
         ProviderKind::Azure => &Azure,
+        ProviderKind::Anthropic => &Anthropic,
+        ProviderKind::Gemini => &Gemini,
     }
 }

@@ -10,6 +10,10 @@ pub enum ProviderKind {
     OpenAiCompat,
     /// Azure OpenAI: deployment URLs, `api-version`, `api-key` header.
     Azure,
+    /// Anthropic's Messages API.
+    Anthropic,
+    /// Google AI Studio's Gemini API (`generateContent`).
+    Gemini,
 }
 
 /// How the sender attaches the deployment's key.
