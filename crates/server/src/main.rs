@@ -62,6 +62,58 @@ struct Cli {
     /// Print the version and exit.
     #[arg(short = 'v', long = "version")]
     version: bool,
+    /// Drop parameters a provider does not support (litellm_settings.drop_params).
+    #[arg(long = "drop_params")]
+    drop_params: bool,
+    /// Default request timeout in seconds (litellm_settings.request_timeout).
+    #[arg(long = "request_timeout")]
+    request_timeout: Option<f64>,
+    /// LiteLLM server-choice and tuning flags: accepted so existing scripts keep
+    /// working; ferrolite has one built-in server and ignores them.
+    #[arg(long = "run_gunicorn", hide = true)]
+    run_gunicorn: bool,
+    #[arg(long = "run_hypercorn", hide = true)]
+    run_hypercorn: bool,
+    #[arg(long = "run_granian", hide = true)]
+    run_granian: bool,
+    #[arg(long = "use_queue", hide = true)]
+    use_queue: bool,
+    #[arg(long = "use_prisma_db_push", hide = true)]
+    use_prisma_db_push: bool,
+    #[arg(long = "telemetry", hide = true)]
+    telemetry: Option<String>,
+    #[arg(long = "keepalive_timeout", hide = true)]
+    keepalive_timeout: Option<String>,
+    #[arg(long = "max_requests_before_restart", hide = true)]
+    max_requests_before_restart: Option<String>,
+    #[arg(long = "granian_threads", hide = true)]
+    granian_threads: Option<String>,
+}
+
+impl Cli {
+    /// The accepted-but-ignored LiteLLM flags that were given.
+    fn ignored_flags(&self) -> Vec<&'static str> {
+        let mut out = Vec::new();
+        for (set, name) in [
+            (self.run_gunicorn, "--run_gunicorn"),
+            (self.run_hypercorn, "--run_hypercorn"),
+            (self.run_granian, "--run_granian"),
+            (self.use_queue, "--use_queue"),
+            (self.use_prisma_db_push, "--use_prisma_db_push"),
+            (self.telemetry.is_some(), "--telemetry"),
+            (self.keepalive_timeout.is_some(), "--keepalive_timeout"),
+            (
+                self.max_requests_before_restart.is_some(),
+                "--max_requests_before_restart",
+            ),
+            (self.granian_threads.is_some(), "--granian_threads"),
+        ] {
+            if set {
+                out.push(name);
+            }
+        }
+        out
+    }
 }
 
 fn load(cli: &Cli) -> Result<Config, String> {
@@ -78,10 +130,10 @@ fn load(cli: &Cli) -> Result<Config, String> {
     }
 }
 
-fn init_logging(cli: &Cli, json: bool) {
+fn init_logging(cli: &Cli, json: bool, verbose: bool) {
     let level = if cli.detailed_debug {
         "ferrolite=trace,ferrolite_core=trace,ferrolite_server=trace,ferrolite_providers=trace,info"
-    } else if cli.debug {
+    } else if cli.debug || verbose {
         "ferrolite=debug,ferrolite_core=debug,ferrolite_server=debug,info"
     } else {
         match std::env::var("LITELLM_LOG")
@@ -115,6 +167,13 @@ fn warn_about(cfg: &Config, cli: &Cli) {
         }
         Some(k) if !k.expose().starts_with("sk-") => tracing::warn!("the master key does not start with \"sk-\" (LiteLLM requires that prefix)"),
         Some(_) => {}
+    }
+    let ignored = cli.ignored_flags();
+    if !ignored.is_empty() {
+        tracing::info!(
+            "ignored LiteLLM server flags (ferrolite has one built-in server): {}",
+            ignored.join(" ")
+        );
     }
     if let Some(n) = cli.num_workers {
         tracing::info!("--num_workers {n} ignored: one ferrolite process already serves requests on every core");
@@ -185,7 +244,13 @@ fn main() -> ExitCode {
         }
         return ExitCode::SUCCESS;
     }
-    init_logging(&cli, cfg.litellm.json_logs);
+    if cli.drop_params {
+        cfg.litellm.drop_params = true;
+    }
+    if let Some(t) = cli.request_timeout.filter(|t| t.is_finite() && *t > 0.0) {
+        cfg.litellm.request_timeout = Some(std::time::Duration::from_secs_f64(t));
+    }
+    init_logging(&cli, cfg.litellm.json_logs, cfg.litellm.set_verbose);
     warn_about(&cfg, &cli);
 
     let runtime = match tokio::runtime::Builder::new_multi_thread()

@@ -13,7 +13,7 @@ use http::{HeaderName, HeaderValue};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use super::keys::{PARAMS_IMPL, PARAMS_INTERNAL};
+use super::keys::{is_internal_param, PARAMS_IMPL};
 use super::load::Resolved;
 use super::values::{as_f64, as_secs, as_string, as_u32, kind};
 use super::{ConfigIssue, Env};
@@ -156,6 +156,10 @@ fn header_pairs(
         return;
     };
     for (k, v) in m {
+        if v.is_null() {
+            // An optional os.environ/ variable that is unset: no header.
+            continue;
+        }
         let Ok(value) = as_string(v) else {
             issues.push(ConfigIssue {
                 path: format!("{path}.{k}"),
@@ -363,7 +367,7 @@ pub(crate) fn parse_deployment(
         if PARAMS_IMPL.contains(&k.as_str()) || v.is_null() {
             continue;
         }
-        if PARAMS_INTERNAL.contains(&k.as_str()) {
+        if is_internal_param(k) {
             not_implemented.push(format!("{pbase}.{k}"));
         } else {
             defaults.insert(k.clone(), v.clone());
@@ -417,9 +421,15 @@ pub(crate) fn parse_deployment(
                     }
                 }
             }
-            if let Some(org) = &organization {
+            let openai_shaped = matches!(
+                spec.provider_kind(),
+                ProviderKind::OpenAiCompat | ProviderKind::Azure
+            );
+            if let (Some(org), true) = (&organization, openai_shaped) {
                 if let Ok(v) = HeaderValue::try_from(org.as_str()) {
-                    headers.push((HeaderName::from_static("openai-organization"), v));
+                    let name = HeaderName::from_static("openai-organization");
+                    headers.retain(|(h, _)| *h != name);
+                    headers.push((name, v));
                 }
             }
             let auth = match parse_auth(spec) {

@@ -118,6 +118,78 @@ pub(crate) const PARAMS_INTERNAL: &[&str] = &[
     "litellm_trace_id",
 ];
 
+/// Name prefixes of `litellm_params` keys that configure LiteLLM (credentials
+/// of cloud SDKs, pricing, capabilities, LiteLLM internals).
+const INTERNAL_PREFIXES: &[&str] = &[
+    "aws_",
+    "vertex_",
+    "azure_",
+    "s3_",
+    "gcs_",
+    "litellm_",
+    "mock_",
+    "input_cost_",
+    "output_cost_",
+    "cache_read_",
+    "cache_creation_",
+    "supports_",
+    "tpm_",
+    "rpm_",
+    "max_budget",
+    "budget_",
+    "default_api_key_",
+    "watsonx_",
+    "vector_store",
+    "router_",
+];
+
+/// Further `litellm_params` keys that `litellm.completion` consumes itself
+/// (and so never sends upstream), or that only the router reads.
+const INTERNAL_EXTRA: &[&str] = &[
+    "num_retries",
+    "cooldown_time",
+    "allowed_fails",
+    "retry_policy",
+    "fallbacks",
+    "context_window_fallbacks",
+    "content_policy_fallbacks",
+    "caching",
+    "cache",
+    "model_info",
+    "base_model",
+    "tiered_pricing",
+    "max_file_size_mb",
+    "allow_client_keepalive_override",
+    "max_input_tokens",
+    "max_output_tokens",
+    "mode",
+    "client_id",
+    "client_secret",
+    "tenant_id",
+    "api_type",
+    "deployment_id",
+    "proxy_server_request",
+    "preset_cache_key",
+    "no-log",
+    "custom_prompt_dict",
+    "input_cost_per_pixel",
+    "output_cost_per_pixel",
+    "access_groups",
+    "team_id",
+    "model_id",
+    "hf_model_name",
+    "user_continue_message",
+    "assistant_continue_message",
+];
+
+/// Whether a `litellm_params` key configures LiteLLM rather than the model
+/// call: such keys are never forwarded upstream as request parameters.
+pub(crate) fn is_internal_param(key: &str) -> bool {
+    PARAMS_INTERNAL.contains(&key)
+        || INTERNAL_EXTRA.contains(&key)
+        || INTERNAL_PREFIXES.iter().any(|p| key.starts_with(p))
+}
+
 /// How a key is handled, for `docs/config.md` and tests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyStatus {

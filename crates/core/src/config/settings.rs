@@ -132,6 +132,8 @@ pub(crate) fn parse_router(
             "usage-based-routing-v2",
             "latency-based-routing",
             "cost-based-routing",
+            "lar1",
+            "provider-budget-routing",
         ];
         if !KNOWN.contains(&s.as_str()) {
             issues.push(ConfigIssue {

@@ -17,7 +17,6 @@ pub fn client() -> Result<reqwest::Client, String> {
         .pool_max_idle_per_host(512)
         .tcp_nodelay(true)
         .connect_timeout(Duration::from_secs(10))
-        .no_proxy()
         .build()
         .map_err(|e| format!("cannot build the HTTP client: {e}"))
 }

@@ -68,17 +68,17 @@ fn stream_options<'a>(
     opts: BuildOptions<'_>,
 ) -> Option<Cow<'a, StreamOptions>> {
     let streaming = stream.unwrap_or(false);
-    if streaming && opts.stream_usage && target.stream_usage {
+    // OpenAI rejects stream_options without stream; some compatible servers
+    // reject it altogether (catalog `stream_usage: false`), as LiteLLM knows.
+    if !streaming || !target.stream_usage {
+        return None;
+    }
+    if opts.stream_usage {
         let mut o = client.cloned().unwrap_or_default();
         o.include_usage = Some(true);
         return Some(Cow::Owned(o));
     }
-    if streaming {
-        client.map(Cow::Borrowed)
-    } else {
-        // OpenAI rejects stream_options without stream.
-        None
-    }
+    client.map(Cow::Borrowed)
 }
 
 fn encode<T: Serialize>(body: &T) -> Result<Bytes, TranslateError> {
