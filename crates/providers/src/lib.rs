@@ -112,6 +112,13 @@ pub trait Provider: Send + Sync {
         )))
     }
 
+    /// Whether this upstream's JSON answers are already in the canonical
+    /// (OpenAI) shape, so the pipeline may forward them as they are, rewriting
+    /// only `model`, instead of parsing and re-encoding them.
+    fn passthrough(&self) -> bool {
+        false
+    }
+
     /// Turn an upstream error answer into the gateway's view of it.
     fn parse_error(&self, status: u16, body: &[u8], target: &Target) -> UpstreamError;
 }

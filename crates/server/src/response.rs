@@ -128,6 +128,18 @@ pub fn respond<T: Serialize>(
             r
         }
         Ok(Outcome {
+            answer: Answer::Raw(raw),
+            meta,
+        }) => {
+            let mut r = Response::new(Body::from(raw.body));
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            answer_headers(r.headers_mut(), &meta, &ctx);
+            r
+        }
+        Ok(Outcome {
             answer: Answer::Stream(stream),
             meta,
         }) => {

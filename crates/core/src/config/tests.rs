@@ -296,3 +296,42 @@ fn not_yaml_and_wrong_shapes_are_clear_errors() {
     );
     assert!(load("", &[]).unwrap().deployments.is_empty());
 }
+
+#[test]
+fn litellm_only_params_are_never_request_defaults() {
+    let cfg = load(
+        "model_list:\n  - model_name: a\n    litellm_params: {model: openai/a, api_key: k, num_retries: 3, cooldown_time: 5, aws_external_id: x, s3_bucket_name: b, input_cost_per_token_batches: 1, top_k: 4, seed: 7}\n",
+        &[],
+    )
+    .unwrap();
+    let keys: Vec<&String> = cfg.deployments[0]
+        .defaults
+        .as_ref()
+        .unwrap()
+        .keys()
+        .collect();
+    assert_eq!(
+        keys,
+        ["seed", "top_k"],
+        "only model parameters are forwarded"
+    );
+}
+
+#[test]
+fn organization_is_one_header_and_unset_optional_headers_are_skipped() {
+    let cfg = load(
+        "model_list:\n  - model_name: a\n    litellm_params: {model: openai/a, api_key: k, organization: org-cfg, extra_headers: {X-Opt: os.environ/UNSET_HDR, X-Set: v}}\n",
+        &[("OPENAI_ORGANIZATION", "org-env")],
+    )
+    .unwrap();
+    let t = cfg.deployments[0].target.as_ref().unwrap();
+    let orgs: Vec<_> = t
+        .headers
+        .iter()
+        .filter(|(k, _)| k == "openai-organization")
+        .map(|(_, v)| v.clone())
+        .collect();
+    assert_eq!(orgs, ["org-cfg"]);
+    assert!(t.headers.iter().any(|(k, _)| k == "x-set"));
+    assert!(!t.headers.iter().any(|(k, _)| k == "x-opt"));
+}

@@ -9,6 +9,7 @@ use ferrolite_providers::{adapter, BuildOptions, Target};
 
 use super::controls::Controls;
 use super::ops::EndpointOp;
+use super::raw;
 use super::stream::{SseRelay, Step};
 use super::{Answer, AnswerMeta, Outcome};
 use crate::gateway::MAX_RETRY_AFTER;
@@ -277,6 +278,16 @@ async fn attempt<E: EndpointOp>(
     let body = upstream::read_body(resp, left(timeout))
         .await
         .map_err(|e| transport(e, timeout))?;
+    let bad = |e: String| {
+        Failure::retry(GatewayError::BadUpstreamResponse(format!(
+            "{}: {e}",
+            target.provider
+        )))
+    };
+    if provider.passthrough() {
+        let raw = raw::relabel(body, resolved.requested).map_err(bad)?;
+        return Ok((Answer::Raw(raw), meta));
+    }
     let mut parsed = op.parse(provider, &body, &target).map_err(|e| {
         Failure::retry(GatewayError::BadUpstreamResponse(format!(
             "{}: {e}",

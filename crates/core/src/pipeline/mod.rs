@@ -14,6 +14,7 @@
 mod attempt;
 mod controls;
 mod ops;
+mod raw;
 mod stream;
 
 use std::convert::Infallible;
@@ -27,12 +28,15 @@ use futures_util::stream::BoxStream;
 use crate::{Gateway, GatewayError, RequestContext};
 
 pub use controls::Controls;
+pub use raw::RawJson;
 
 /// A streamed answer: SSE frames, ready to write.
 pub type FrameStream = BoxStream<'static, Result<Bytes, Infallible>>;
 
 pub enum Answer<T> {
     Json(T),
+    /// The upstream's own JSON, already canonical, with `model` rewritten.
+    Raw(RawJson),
     Stream(FrameStream),
 }
 

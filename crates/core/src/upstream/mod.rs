@@ -17,6 +17,10 @@ pub fn client() -> Result<reqwest::Client, String> {
         .pool_max_idle_per_host(512)
         .tcp_nodelay(true)
         .connect_timeout(Duration::from_secs(10))
+        // Upstream APIs do not redirect; LiteLLM's httpx client does not
+        // follow redirects either. Retries are the pipeline's decision alone.
+        .redirect(reqwest::redirect::Policy::none())
+        .retry(reqwest::retry::never())
         .build()
         .map_err(|e| format!("cannot build the HTTP client: {e}"))
 }

@@ -137,6 +137,10 @@ macro_rules! openai_shaped {
                 parse(body)
             }
 
+            fn passthrough(&self) -> bool {
+                true
+            }
+
             fn parse_error(&self, status: u16, body: &[u8], target: &Target) -> UpstreamError {
                 error::parse_error(status, body, target)
             }

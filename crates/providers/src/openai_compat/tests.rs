@@ -82,7 +82,10 @@ fn streams_ask_for_usage_but_non_streams_never_send_stream_options() {
     let body: Value =
         serde_json::from_slice(&OpenAiCompat.chat_request(&s, &no_usage, opts).unwrap().body)
             .unwrap();
-    assert!(body.get("stream_options").is_none(), "providers that reject stream_options never get it");
+    assert!(
+        body.get("stream_options").is_none(),
+        "providers that reject stream_options never get it"
+    );
 }
 
 #[test]
