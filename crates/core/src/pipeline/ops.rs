@@ -11,7 +11,7 @@ use ferrolite_types::openai::embeddings::EmbeddingResponse;
 use ferrolite_types::openai::{ChatRequest, ChatResponse, CompletionRequest, EmbeddingRequest};
 use futures_util::stream;
 
-use super::stream::{ChatFrames, CompletionFrames, FrameSource};
+use super::stream::{ChatFrames, FrameSource, RawFrames};
 use super::Answer;
 use crate::{mock, GatewayError};
 
@@ -81,6 +81,9 @@ impl EndpointOp for ChatOp {
     }
 
     fn frames(&self, p: &dyn Provider, t: &Target, model: Arc<str>) -> Box<dyn FrameSource> {
+        if p.passthrough() {
+            return Box::new(RawFrames::new(&model, self.req.wants_stream_usage()));
+        }
         Box::new(ChatFrames::new(
             p.chat_stream(t),
             model,
@@ -131,7 +134,7 @@ impl EndpointOp for CompletionOp {
     }
 
     fn frames(&self, _p: &dyn Provider, _t: &Target, model: Arc<str>) -> Box<dyn FrameSource> {
-        Box::new(CompletionFrames::new(model, self.req.wants_stream_usage()))
+        Box::new(RawFrames::new(&model, self.req.wants_stream_usage()))
     }
 
     fn mock(&self, content: &str, model: &str) -> Result<Answer<CompletionResponse>, GatewayError> {
@@ -180,7 +183,7 @@ impl EndpointOp for EmbeddingOp {
 
     fn frames(&self, _p: &dyn Provider, _t: &Target, model: Arc<str>) -> Box<dyn FrameSource> {
         // Embeddings never stream; a relay is never built for them.
-        Box::new(CompletionFrames::new(model, false))
+        Box::new(RawFrames::new(&model, false))
     }
 
     fn mock(&self, _content: &str, model: &str) -> Result<Answer<EmbeddingResponse>, GatewayError> {

@@ -1,11 +1,14 @@
-//! Forwarding an upstream's JSON answer without re-encoding it.
+//! Forwarding an upstream's JSON without re-encoding it.
 //!
 //! When the upstream already speaks the canonical (OpenAI) format, the only
-//! change the gateway makes to a non-streamed answer is `model`, which must be
-//! the name the client asked for. Parsing the whole answer into typed structs
-//! and encoding it again costs more than everything else the gateway does per
-//! request; instead the top-level `model` value is located and spliced, and
-//! `usage` is read on the way.
+//! change the gateway makes to an answer or a stream chunk is `model`, which
+//! must be the name the client asked for. Parsing the whole document into
+//! typed structs and encoding it again costs more than everything else the
+//! gateway does per request; instead the top-level `model` value is located
+//! and spliced, and the few fields the gateway reads (`usage`, `choices`'
+//! finish reasons, `error`) are read on the way.
+
+use std::ops::Range;
 
 use bytes::{Bytes, BytesMut};
 use ferrolite_types::Usage;
@@ -19,66 +22,178 @@ pub struct RawJson {
     pub usage: Option<Usage>,
 }
 
+/// What the gateway reads from an OpenAI-shaped document; everything else is
+/// skipped without being built.
 #[derive(Deserialize)]
-struct Head<'a> {
+pub(crate) struct Head<'a> {
     #[serde(borrow, default)]
-    model: Option<&'a RawValue>,
+    pub model: Option<&'a RawValue>,
+    /// Kept raw: its position is needed to drop it, and `null` is common
+    /// (so `null` is `Some("null")` here, not `None`).
+    #[serde(borrow, default, deserialize_with = "present")]
+    pub usage: Option<&'a RawValue>,
     #[serde(default)]
-    usage: Option<Usage>,
+    pub choices: Option<Vec<ChoiceHead>>,
+    #[serde(borrow, default)]
+    pub error: Option<&'a RawValue>,
 }
 
-/// Check `body` is a JSON object, read its `usage`, and set its top-level
-/// `model` to `model` (inserting it when absent).
-pub fn relabel(body: Bytes, model: &str) -> Result<RawJson, String> {
-    let head: Head<'_> =
-        serde_json::from_slice(&body).map_err(|e| format!("invalid JSON from upstream: {e}"))?;
-    let usage = head.usage;
-    let name = serde_json::to_string(model).map_err(|e| e.to_string())?;
-    let base = body.as_ptr() as usize;
-    let (start, end) = match head.model {
-        Some(raw) => {
-            let s = raw.get();
-            let start = (s.as_ptr() as usize).wrapping_sub(base);
-            let end = start + s.len();
-            if end > body.len() {
-                return Err("cannot locate model in the upstream answer".into());
+#[derive(Deserialize)]
+pub(crate) struct ChoiceHead {
+    #[serde(default)]
+    pub finish_reason: Option<serde::de::IgnoredAny>,
+}
+
+/// Where a borrowed `RawValue` sits inside `body`.
+pub(crate) fn span_of(body: &[u8], raw: &RawValue) -> Option<Range<usize>> {
+    let s = raw.get();
+    let start = (s.as_ptr() as usize).checked_sub(body.as_ptr() as usize)?;
+    let end = start.checked_add(s.len())?;
+    (end <= body.len()).then_some(start..end)
+}
+
+/// A member that is present, even as `null`.
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::Error> {
+    <&RawValue>::deserialize(d).map(Some)
+}
+
+impl Head<'_> {
+    /// The usage, when present and not null.
+    pub fn usage(&self) -> Option<Usage> {
+        self.usage
+            .filter(|u| u.get() != "null")
+            .and_then(|u| serde_json::from_str(u.get()).ok())
+    }
+}
+
+/// The bytes to delete to drop the top-level member `"key": <value at span>`,
+/// with its separating comma; `None` if the text around it is not the plain
+/// `"key"` followed by a colon (then the caller rebuilds the document).
+pub(crate) fn member_range(body: &[u8], value: Range<usize>, key: &str) -> Option<Range<usize>> {
+    let ws = |b: u8| b.is_ascii_whitespace();
+    let mut i = value.start;
+    while i > 0 && ws(body[i - 1]) {
+        i -= 1;
+    }
+    if i == 0 || body[i - 1] != b':' {
+        return None;
+    }
+    i -= 1;
+    while i > 0 && ws(body[i - 1]) {
+        i -= 1;
+    }
+    let quoted = format!("\"{key}\"");
+    let key_start = i.checked_sub(quoted.len())?;
+    if &body[key_start..i] != quoted.as_bytes() {
+        return None;
+    }
+    let mut j = key_start;
+    while j > 0 && ws(body[j - 1]) {
+        j -= 1;
+    }
+    match body.get(j.checked_sub(1)?) {
+        Some(b',') => Some(j - 1..value.end),
+        Some(b'{') => {
+            let mut k = value.end;
+            while k < body.len() && ws(body[k]) {
+                k += 1;
             }
-            (start, end)
+            Some(
+                key_start..if body.get(k) == Some(&b',') {
+                    k + 1
+                } else {
+                    value.end
+                },
+            )
+        }
+        _ => None,
+    }
+}
+
+/// Append `body` to `out` with its top-level model set to `name_json` and the
+/// bytes in `cut` (a member to drop, not overlapping `span`) removed.
+pub(crate) fn write_edited(
+    body: &[u8],
+    span: Option<Range<usize>>,
+    name_json: &str,
+    cut: Option<Range<usize>>,
+    out: &mut Vec<u8>,
+) -> Result<(), String> {
+    let Some(cut) = cut else {
+        return write_with_model(body, span, name_json, out);
+    };
+    let mut rest = Vec::with_capacity(body.len());
+    rest.extend_from_slice(&body[..cut.start]);
+    rest.extend_from_slice(&body[cut.end..]);
+    let span = span.map(|r| {
+        if r.start >= cut.end {
+            r.start - cut.len()..r.end - cut.len()
+        } else {
+            r
+        }
+    });
+    write_with_model(&rest, span, name_json, out)
+}
+
+/// Append `body` to `out` with its top-level model set to `name_json` (a JSON
+/// string literal): replaced at `span`, or inserted after the opening brace.
+pub(crate) fn write_with_model(
+    body: &[u8],
+    span: Option<Range<usize>>,
+    name_json: &str,
+    out: &mut Vec<u8>,
+) -> Result<(), String> {
+    match span {
+        Some(r) => {
+            out.extend_from_slice(&body[..r.start]);
+            out.extend_from_slice(name_json.as_bytes());
+            out.extend_from_slice(&body[r.end..]);
         }
         None => {
-            // No model: insert one right after the opening brace.
             let brace = body
                 .iter()
                 .position(|b| *b == b'{')
-                .ok_or("upstream answer is not a JSON object")?;
-            let mut out = BytesMut::with_capacity(body.len() + name.len() + 10);
+                .ok_or("not a JSON object")?;
             out.extend_from_slice(&body[..=brace]);
             out.extend_from_slice(b"\"model\":");
-            out.extend_from_slice(name.as_bytes());
+            out.extend_from_slice(name_json.as_bytes());
             let rest = &body[brace + 1..];
             if rest
                 .iter()
                 .find(|b| !b.is_ascii_whitespace())
                 .is_some_and(|b| *b != b'}')
             {
-                out.extend_from_slice(b",");
+                out.push(b',');
             }
             out.extend_from_slice(rest);
-            return Ok(RawJson {
-                body: out.freeze(),
-                usage,
-            });
         }
-    };
-    if &body[start..end] == name.as_bytes() {
-        return Ok(RawJson { body, usage });
     }
-    let mut out = BytesMut::with_capacity(body.len() - (end - start) + name.len());
-    out.extend_from_slice(&body[..start]);
-    out.extend_from_slice(name.as_bytes());
-    out.extend_from_slice(&body[end..]);
+    Ok(())
+}
+
+/// Check `body` is a JSON object, read its `usage`, and set its top-level
+/// `model` to `model` (inserting it when absent).
+pub fn relabel(body: Bytes, model: &str) -> Result<RawJson, String> {
+    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err("upstream answer is not a JSON object".into());
+    }
+    let head: Head<'_> =
+        serde_json::from_slice(&body).map_err(|e| format!("invalid JSON from upstream: {e}"))?;
+    let name = serde_json::to_string(model).map_err(|e| e.to_string())?;
+    let span = match head.model {
+        Some(raw) => Some(span_of(&body, raw).ok_or("cannot locate model in the upstream answer")?),
+        None => None,
+    };
+    let usage = head.usage();
+    if let Some(r) = &span {
+        if &body[r.clone()] == name.as_bytes() {
+            return Ok(RawJson { usage, body });
+        }
+    }
+    let mut out = Vec::with_capacity(body.len() + name.len() + 10);
+    write_with_model(&body, span, &name, &mut out)?;
     Ok(RawJson {
-        body: out.freeze(),
+        body: BytesMut::from(&out[..]).freeze(),
         usage,
     })
 }
@@ -116,6 +231,32 @@ mod tests {
             run("{\"model\":\"same\",\"x\":1}", "same"),
             json!({"model":"same","x":1})
         );
+    }
+
+    #[test]
+    fn members_are_cut_with_their_comma() {
+        let cut = |body: &str| -> Value {
+            let b = body.as_bytes();
+            let head: Head<'_> = serde_json::from_str(body).unwrap();
+            let span = span_of(b, head.usage.unwrap()).unwrap();
+            let r = member_range(b, span, "usage").unwrap();
+            let mut out = Vec::new();
+            write_edited(b, None, "\"m\"", Some(r), &mut out).unwrap();
+            serde_json::from_slice(&out).unwrap()
+        };
+        assert_eq!(
+            cut(r#"{"a":1,"usage":null,"b":2}"#),
+            json!({"model":"m","a":1,"b":2})
+        );
+        assert_eq!(
+            cut(r#"{"usage" : null , "b":2}"#),
+            json!({"model":"m","b":2})
+        );
+        assert_eq!(
+            cut(r#"{"a":1, "usage": {"x":1}}"#),
+            json!({"model":"m","a":1})
+        );
+        assert_eq!(cut(r#"{"usage":null}"#), json!({"model":"m"}));
     }
 
     #[test]

@@ -13,12 +13,13 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use ferrolite_providers::{StreamTranslator, TranslateError, UpstreamError};
-use ferrolite_types::openai::completions::CompletionResponse;
 use ferrolite_types::sse::{data_frame, SseEvent, SseParser, DONE_FRAME};
 use ferrolite_types::Usage;
 use futures_util::stream::BoxStream;
 use futures_util::StreamExt;
+use serde_json::value::RawValue;
 
+use super::raw::{member_range, span_of, write_edited, Head};
 use super::FrameStream;
 use crate::error::error_body;
 use crate::upstream::TransportError;
@@ -139,26 +140,56 @@ impl FrameSource for ChatFrames {
     }
 }
 
-/// Legacy completion chunks (OpenAI-compatible upstreams only).
-pub(crate) struct CompletionFrames {
-    model: Arc<str>,
+/// OpenAI-shaped chunks from an upstream that already speaks the canonical
+/// format (chat from OpenAI-compatible providers, legacy completions): each
+/// chunk is forwarded as it came, with only `model` spliced in, and the usage
+/// chunk dropped unless the client asked for it.
+pub(crate) struct RawFrames {
+    /// The requested model as a JSON string literal.
+    name_json: String,
     wants_usage: bool,
     finished: bool,
     usage: Option<Usage>,
 }
 
-impl CompletionFrames {
-    pub fn new(model: Arc<str>, wants_usage: bool) -> Self {
+impl RawFrames {
+    pub fn new(model: &str, wants_usage: bool) -> Self {
         Self {
-            model,
+            name_json: serde_json::to_string(model).unwrap_or_else(|_| "\"\"".to_owned()),
             wants_usage,
             finished: false,
             usage: None,
         }
     }
+
+    /// A chunk carrying both choices and usage, when the client did not ask
+    /// for usage: rebuilt without it (rare: most upstreams send usage alone).
+    fn without_usage(&self, data: &str, out: &mut Vec<u8>) -> Result<(), StreamFailure> {
+        let mut v: serde_json::Value = serde_json::from_str(data)
+            .map_err(|e| StreamFailure::Invalid(format!("bad stream chunk: {e}")))?;
+        if let Some(o) = v.as_object_mut() {
+            o.remove("usage");
+            let name: serde_json::Value = serde_json::from_str(&self.name_json).unwrap_or_default();
+            o.insert("model".into(), name);
+        }
+        push_frame(out, &v)
+    }
 }
 
-impl FrameSource for CompletionFrames {
+fn upstream_stream_error(err: &RawValue) -> StreamFailure {
+    let v: serde_json::Value = serde_json::from_str(err.get()).unwrap_or_default();
+    let field = |k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_owned);
+    StreamFailure::Upstream(Box::new(UpstreamError {
+        status: 500,
+        message: field("message").unwrap_or_else(|| err.get().to_owned()),
+        kind: field("type"),
+        param: field("param"),
+        code: v.get("code").cloned(),
+        provider_label: "OpenAIException".into(),
+    }))
+}
+
+impl FrameSource for RawFrames {
     fn on_event(&mut self, ev: &SseEvent, out: &mut Vec<u8>) -> Result<bool, StreamFailure> {
         let data = ev.data.trim();
         if data == "[DONE]" {
@@ -168,45 +199,50 @@ impl FrameSource for CompletionFrames {
         if data.is_empty() {
             return Ok(true);
         }
-        let mut chunk: CompletionResponse = serde_json::from_str(data)
-            .map_err(|e| StreamFailure::Invalid(format!("bad stream chunk: {e}")))?;
-        let choices = chunk.extra.get("choices").and_then(|c| c.as_array());
-        if choices.is_none() {
-            if let Some(err) = chunk.extra.get("error") {
-                let msg = err
-                    .get("message")
-                    .and_then(|m| m.as_str())
-                    .map(str::to_owned)
-                    .unwrap_or_else(|| err.to_string());
-                return Err(StreamFailure::Upstream(Box::new(UpstreamError {
-                    status: 500,
-                    message: msg,
-                    kind: err.get("type").and_then(|t| t.as_str()).map(str::to_owned),
-                    param: None,
-                    code: None,
-                    provider_label: "OpenAIException".into(),
-                })));
-            }
+        if !data.starts_with('{') {
+            return Err(StreamFailure::Invalid(
+                "bad stream chunk: not a JSON object".into(),
+            ));
         }
-        let empty = choices.is_none_or(|c| c.is_empty());
-        if choices.is_some_and(|c| {
-            c.iter()
-                .any(|x| x.get("finish_reason").is_some_and(|f| !f.is_null()))
-        }) {
+        let head: Head<'_> = serde_json::from_str(data)
+            .map_err(|e| StreamFailure::Invalid(format!("bad stream chunk: {e}")))?;
+        if let (Some(err), None) = (head.error, &head.choices) {
+            return Err(upstream_stream_error(err));
+        }
+        let choices = head.choices.as_deref().unwrap_or(&[]);
+        if choices.iter().any(|c| c.finish_reason.is_some()) {
             self.finished = true;
         }
-        if let Some(u) = &chunk.usage {
-            self.usage = Some(u.clone());
+        let bytes = data.as_bytes();
+        let mut cut = None;
+        if let Some(raw_usage) = head.usage {
+            let usage = head.usage();
+            let present = usage.is_some();
+            if present {
+                self.usage = usage;
+            }
             if !self.wants_usage {
-                if empty {
+                if present && choices.is_empty() {
                     return Ok(true);
                 }
-                chunk.usage = None;
+                // Drop the member the gateway asked for, as OpenAI would not
+                // have sent it to this client.
+                match span_of(bytes, raw_usage).and_then(|r| member_range(bytes, r, "usage")) {
+                    Some(r) => cut = Some(r),
+                    None => return self.without_usage(data, out).map(|()| true),
+                }
             }
         }
-        chunk.model.clear();
-        chunk.model.push_str(&self.model);
-        push_frame(out, &chunk)?;
+        let span =
+            match head.model {
+                Some(raw) => Some(span_of(bytes, raw).ok_or_else(|| {
+                    StreamFailure::Invalid("cannot locate model in a chunk".into())
+                })?),
+                None => None,
+            };
+        out.extend_from_slice(b"data: ");
+        write_edited(bytes, span, &self.name_json, cut, out).map_err(StreamFailure::Invalid)?;
+        out.extend_from_slice(b"\n\n");
         Ok(true)
     }
 
