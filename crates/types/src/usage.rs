@@ -22,6 +22,17 @@ pub struct Usage {
     pub extra: JsonMap,
 }
 
+impl Usage {
+    pub fn new(prompt_tokens: u64, completion_tokens: u64) -> Self {
+        Self {
+            prompt_tokens,
+            completion_tokens,
+            total_tokens: prompt_tokens + completion_tokens,
+            extra: JsonMap::new(),
+        }
+    }
+}
+
 impl<'de> Deserialize<'de> for Usage {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V;
@@ -70,16 +81,5 @@ mod tests {
         assert_eq!(back["cost"], 0.5);
         assert_eq!(back["completion_tokens"], 0);
         assert!(serde_json::from_str::<Usage>("[1]").is_err());
-    }
-}
-
-impl Usage {
-    pub fn new(prompt_tokens: u64, completion_tokens: u64) -> Self {
-        Self {
-            prompt_tokens,
-            completion_tokens,
-            total_tokens: prompt_tokens + completion_tokens,
-            extra: JsonMap::new(),
-        }
     }
 }

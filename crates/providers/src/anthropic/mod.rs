@@ -1,64 +1,98 @@
-//! Anthropic's native API. (Stub: being written.)
+//! Anthropic's Messages API (`POST /v1/messages`): OpenAI chat requests are
+//! rewritten into Anthropic's shape, and Anthropic messages and SSE events are
+//! turned back into OpenAI responses and chunks.
+//!
+//! Behaviour follows LiteLLM's Anthropic adapter where clients can observe it
+//! (parameter mapping, `reasoning_content` / `thinking_blocks`, the
+//! `json_tool_call` tool behind `response_format`, usage accounting), with the
+//! differences noted where they are made.
 
-use ferrolite_types::openai::{ChatChunk, ChatRequest, ChatResponse};
-use ferrolite_types::sse::SseEvent;
-use ferrolite_types::Usage;
+mod error;
+mod request;
+mod response;
+mod stream;
+#[cfg(test)]
+mod tests;
+
+use bytes::Bytes;
+use ferrolite_types::openai::{ChatRequest, ChatResponse};
 
 use crate::{
     BuildOptions, Provider, StreamTranslator, Target, TranslateError, UpstreamError,
     UpstreamRequest,
 };
 
+pub use stream::AnthropicStream;
+
+/// The API version every request pins unless the deployment sets its own.
+pub const ANTHROPIC_VERSION: &str = "2023-06-01";
+
+/// The display name LiteLLM uses in error messages.
+pub const PROVIDER_LABEL: &str = "AnthropicException";
+
+/// The tool that carries `response_format` (LiteLLM's name, so clients that
+/// look for it keep working).
+pub const RESPONSE_FORMAT_TOOL_NAME: &str = "json_tool_call";
+
+/// Anthropic's Messages API.
 pub struct Anthropic;
 
-struct NoStream;
-
-impl StreamTranslator for NoStream {
-    fn on_event(&mut self, _ev: &SseEvent) -> Result<Option<Vec<ChatChunk>>, TranslateError> {
-        Err(TranslateError::Unsupported(
-            "anthropic streaming is not implemented yet".into(),
-        ))
+/// `{api_base}/v1/messages`, without doubling a `/v1` (or the whole path) the
+/// configured base already carries.
+fn messages_url(api_base: &str) -> String {
+    let base = api_base.trim_end_matches('/');
+    if base.ends_with("/v1/messages") {
+        base.to_owned()
+    } else if base.ends_with("/v1") {
+        format!("{base}/messages")
+    } else {
+        format!("{base}/v1/messages")
     }
+}
 
-    fn usage(&self) -> Option<&Usage> {
-        None
+fn upstream(target: &Target, body: Bytes) -> UpstreamRequest {
+    let version = http::HeaderName::from_static("anthropic-version");
+    let mut headers = Vec::with_capacity(target.headers.len() + 2);
+    headers.push((
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    ));
+    if !target.headers.iter().any(|(k, _)| *k == version) {
+        headers.push((version, http::HeaderValue::from_static(ANTHROPIC_VERSION)));
+    }
+    headers.extend(target.headers.iter().cloned());
+    UpstreamRequest {
+        url: messages_url(&target.api_base),
+        headers,
+        body,
+        auth: target.auth.clone(),
     }
 }
 
 impl Provider for Anthropic {
     fn chat_request(
         &self,
-        _req: &ChatRequest,
-        _t: &Target,
-        _o: BuildOptions<'_>,
+        req: &ChatRequest,
+        target: &Target,
+        opts: BuildOptions<'_>,
     ) -> Result<UpstreamRequest, TranslateError> {
-        Err(TranslateError::Unsupported(
-            "anthropic is not implemented yet".into(),
-        ))
+        let body = request::chat_body(req, target, opts)?;
+        Ok(upstream(target, body))
     }
 
     fn parse_chat_response(
         &self,
-        _body: &[u8],
-        _t: &Target,
+        body: &[u8],
+        target: &Target,
     ) -> Result<ChatResponse, TranslateError> {
-        Err(TranslateError::Unsupported(
-            "anthropic is not implemented yet".into(),
-        ))
+        response::parse(body, target)
     }
 
-    fn chat_stream(&self, _t: &Target) -> Box<dyn StreamTranslator> {
-        Box::new(NoStream)
+    fn chat_stream(&self, target: &Target) -> Box<dyn StreamTranslator> {
+        Box::new(AnthropicStream::new(target))
     }
 
-    fn parse_error(&self, status: u16, body: &[u8], _t: &Target) -> UpstreamError {
-        UpstreamError {
-            status,
-            message: String::from_utf8_lossy(body).into_owned(),
-            kind: None,
-            param: None,
-            code: None,
-            provider_label: "AnthropicException".into(),
-        }
+    fn parse_error(&self, status: u16, body: &[u8], _target: &Target) -> UpstreamError {
+        error::parse_error(status, body)
     }
 }

@@ -1,64 +1,80 @@
-//! Gemini's native API. (Stub: being written.)
+//! Google AI Studio's Gemini API (`generateContent`): OpenAI chat in, Gemini
+//! out, and back. Request bodies, responses and streams are the same on
+//! Vertex AI; only [`studio_url`] and the auth scheme are AI Studio's own.
 
-use ferrolite_types::openai::{ChatChunk, ChatRequest, ChatResponse};
-use ferrolite_types::sse::SseEvent;
-use ferrolite_types::Usage;
+mod error;
+mod request;
+mod response;
+mod stream;
+#[cfg(test)]
+mod tests;
+mod thought;
+
+use ferrolite_types::openai::{ChatRequest, ChatResponse};
 
 use crate::{
     BuildOptions, Provider, StreamTranslator, Target, TranslateError, UpstreamError,
     UpstreamRequest,
 };
 
+pub use stream::GeminiStream;
+
+/// Google AI Studio.
 pub struct Gemini;
 
-struct NoStream;
+/// `{api_base}/v1beta/models/{model}:generateContent`, or the SSE stream
+/// variant.
+fn studio_url(target: &Target, stream: bool) -> String {
+    let method = if stream {
+        "streamGenerateContent?alt=sse"
+    } else {
+        "generateContent"
+    };
+    format!(
+        "{}/v1beta/models/{}:{method}",
+        target.api_base, target.model
+    )
+}
 
-impl StreamTranslator for NoStream {
-    fn on_event(&mut self, _ev: &SseEvent) -> Result<Option<Vec<ChatChunk>>, TranslateError> {
-        Err(TranslateError::Unsupported(
-            "gemini streaming is not implemented yet".into(),
-        ))
-    }
-
-    fn usage(&self) -> Option<&Usage> {
-        None
+fn upstream(target: &Target, url: String, body: bytes::Bytes) -> UpstreamRequest {
+    let mut headers = Vec::with_capacity(target.headers.len() + 1);
+    headers.push((
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    ));
+    headers.extend(target.headers.iter().cloned());
+    UpstreamRequest {
+        url,
+        headers,
+        body,
+        auth: target.auth.clone(),
     }
 }
 
 impl Provider for Gemini {
     fn chat_request(
         &self,
-        _req: &ChatRequest,
-        _t: &Target,
-        _o: BuildOptions<'_>,
+        req: &ChatRequest,
+        target: &Target,
+        opts: BuildOptions<'_>,
     ) -> Result<UpstreamRequest, TranslateError> {
-        Err(TranslateError::Unsupported(
-            "gemini is not implemented yet".into(),
-        ))
+        let body = request::chat_body(req, &target.model, opts)?;
+        Ok(upstream(target, studio_url(target, req.is_stream()), body))
     }
 
     fn parse_chat_response(
         &self,
-        _body: &[u8],
-        _t: &Target,
+        body: &[u8],
+        target: &Target,
     ) -> Result<ChatResponse, TranslateError> {
-        Err(TranslateError::Unsupported(
-            "gemini is not implemented yet".into(),
-        ))
+        response::chat_response(body, &target.model)
     }
 
-    fn chat_stream(&self, _t: &Target) -> Box<dyn StreamTranslator> {
-        Box::new(NoStream)
+    fn chat_stream(&self, target: &Target) -> Box<dyn StreamTranslator> {
+        Box::new(GeminiStream::new(&target.model, error::STUDIO_LABEL))
     }
 
-    fn parse_error(&self, status: u16, body: &[u8], _t: &Target) -> UpstreamError {
-        UpstreamError {
-            status,
-            message: String::from_utf8_lossy(body).into_owned(),
-            kind: None,
-            param: None,
-            code: None,
-            provider_label: "GeminiException".into(),
-        }
+    fn parse_error(&self, status: u16, body: &[u8], _target: &Target) -> UpstreamError {
+        error::parse_error(status, body, error::STUDIO_LABEL)
     }
 }
