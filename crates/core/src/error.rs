@@ -193,6 +193,9 @@ pub fn exception_class(status: u16) -> &'static str {
         500 => "InternalServerError",
         502 => "BadGatewayError",
         503 => "ServiceUnavailableError",
+        // Anthropic's 529 "overloaded" and other server errors: LiteLLM
+        // reports them as InternalServerError.
+        500..=599 => "InternalServerError",
         _ => "APIError",
     }
 }

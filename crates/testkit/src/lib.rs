@@ -3,6 +3,10 @@
 //! wire format (headers, SSE framing, error bodies) on `127.0.0.1:0`, with
 //! scripted replies and a record of every call.
 
+pub mod anthropic;
+pub mod gemini;
 pub mod openai;
 
+pub use anthropic::MockAnthropic;
+pub use gemini::MockGemini;
 pub use openai::{MockOpenAi, Recorded, Reply};
