@@ -11,12 +11,29 @@ use serde_json::{json, Value};
 
 const BIN: &str = env!("CARGO_BIN_EXE_ferrolite");
 
-fn tmp_config(text: &str) -> std::path::PathBuf {
+/// A config file in its own temporary directory, removed on drop.
+struct TmpConfig(std::path::PathBuf);
+
+impl TmpConfig {
+    fn path(&self) -> &str {
+        self.0.to_str().unwrap()
+    }
+}
+
+impl Drop for TmpConfig {
+    fn drop(&mut self) {
+        if let Some(dir) = self.0.parent() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+fn tmp_config(text: &str) -> TmpConfig {
     let dir = std::env::temp_dir().join(format!("ferrolite-cli-{}", uuid_like()));
     std::fs::create_dir_all(&dir).unwrap();
     let p = dir.join("config.yaml");
     std::fs::write(&p, text).unwrap();
-    p
+    TmpConfig(p)
 }
 
 fn uuid_like() -> String {
@@ -125,7 +142,7 @@ fn version_flag() {
 fn validate_config_reports_every_problem_and_exits_1() {
     let p = tmp_config("model_list:\n  - model_name: a\n    litellm_params: {api_key: os.environ/FERROLITE_TEST_UNSET_VAR}\n  - model_name: b\n    litellm_params: {model: openai/b, timeout: soon}\n");
     let out = Command::new(BIN)
-        .args(["--config", p.to_str().unwrap(), "--validate_config"])
+        .args(["--config", p.path(), "--validate_config"])
         .env_remove("FERROLITE_TEST_UNSET_VAR")
         .output()
         .unwrap();
@@ -143,7 +160,7 @@ fn validate_config_reports_every_problem_and_exits_1() {
 
     let ok = tmp_config("model_list:\n  - model_name: a\n    litellm_params: {model: openai/a, mock_response: hi}\nlitellm_settings: {cache: true}\n");
     let out = Command::new(BIN)
-        .args(["--config", ok.to_str().unwrap(), "--validate_config"])
+        .args(["--config", ok.path(), "--validate_config"])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0));
@@ -169,7 +186,7 @@ async fn serves_a_config_and_warns_once_about_unimplemented_keys() {
         "model_list:\n  - model_name: m\n    litellm_params: {model: openai/m, mock_response: hello}\nlitellm_settings: {cache: true, callbacks: [prometheus]}\nrouter_settings: {redis_host: localhost}\ngeneral_settings: {master_key: sk-cli-test-master-key}\n",
     );
     let r = Running::start(
-        &["--config", p.to_str().unwrap(), "--num_workers", "4"],
+        &["--config", p.path(), "--num_workers", "4"],
         &[],
     );
     let warn: Vec<&String> = r
@@ -246,7 +263,7 @@ async fn single_model_mode_and_master_key_from_env() {
 #[tokio::test]
 async fn no_master_key_warns_loudly() {
     let p = tmp_config("model_list:\n  - model_name: m\n    litellm_params: {model: openai/m, mock_response: hello}\n");
-    let r = Running::start(&["--config", p.to_str().unwrap()], &[]);
+    let r = Running::start(&["--config", p.path()], &[]);
     assert!(
         r.seen.iter().any(|l| l.contains("NO MASTER KEY IS SET")),
         "{:?}",
