@@ -190,7 +190,6 @@ pub fn exception_class(status: u16) -> &'static str {
         408 => "Timeout",
         422 => "UnprocessableEntityError",
         429 => "RateLimitError",
-        500 => "InternalServerError",
         502 => "BadGatewayError",
         503 => "ServiceUnavailableError",
         // Anthropic's 529 "overloaded" and other server errors: LiteLLM

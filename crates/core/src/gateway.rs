@@ -22,6 +22,8 @@ pub struct Gateway {
     pub config: Config,
     pub router: Router,
     pub http: reqwest::Client,
+    /// Google OAuth tokens for Vertex AI deployments.
+    pub gcp_tokens: crate::upstream::gcp::TokenCache,
 }
 
 impl Gateway {
@@ -30,6 +32,7 @@ impl Gateway {
         Ok(Self {
             router,
             http: crate::upstream::client()?,
+            gcp_tokens: crate::upstream::gcp::TokenCache::new(),
             config,
         })
     }

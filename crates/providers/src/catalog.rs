@@ -19,6 +19,9 @@ pub enum SpecKind {
     Azure,
     Anthropic,
     Gemini,
+    /// Vertex AI: Gemini or Claude by model name.
+    Vertex,
+    Bedrock,
 }
 
 /// How a user-given `api_base` is completed.
@@ -74,6 +77,8 @@ impl ProviderSpec {
             SpecKind::Azure => ProviderKind::Azure,
             SpecKind::Anthropic => ProviderKind::Anthropic,
             SpecKind::Gemini => ProviderKind::Gemini,
+            SpecKind::Vertex => ProviderKind::VertexGemini,
+            SpecKind::Bedrock => ProviderKind::Bedrock,
         }
     }
 

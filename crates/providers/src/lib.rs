@@ -5,12 +5,14 @@
 //! sender applies the key.
 
 pub mod anthropic;
+pub mod bedrock;
 pub mod catalog;
 pub mod error;
 pub mod gemini;
 pub mod openai_compat;
 pub mod registry;
 pub mod target;
+pub mod vertex;
 
 use bytes::Bytes;
 use ferrolite_types::openai::completions::CompletionResponse;
@@ -61,6 +63,11 @@ pub trait Provider: Send + Sync {
     ) -> Result<ChatResponse, TranslateError>;
 
     fn chat_stream(&self, target: &Target) -> Box<dyn StreamTranslator>;
+
+    /// How this upstream frames its streams. SSE unless overridden.
+    fn stream_decoder(&self) -> Box<dyn EventDecoder> {
+        Box::new(ferrolite_types::sse::SseParser::new())
+    }
 
     fn completion_request(
         &self,
@@ -121,6 +128,29 @@ pub trait Provider: Send + Sync {
 
     /// Turn an upstream error answer into the gateway's view of it.
     fn parse_error(&self, status: u16, body: &[u8], target: &Target) -> UpstreamError;
+}
+
+/// Splits an upstream stream's bytes into events: SSE for most providers,
+/// AWS event-stream frames for Bedrock.
+pub trait EventDecoder: Send {
+    /// Parse `chunk`, appending every event it completes to `out`.
+    fn feed(&mut self, chunk: &[u8], out: &mut Vec<SseEvent>) -> Result<(), TranslateError>;
+
+    /// The stream ended: flush what is left.
+    fn finish(&mut self, out: &mut Vec<SseEvent>) -> Result<(), TranslateError>;
+}
+
+impl EventDecoder for ferrolite_types::sse::SseParser {
+    fn feed(&mut self, chunk: &[u8], out: &mut Vec<SseEvent>) -> Result<(), TranslateError> {
+        ferrolite_types::sse::SseParser::feed(self, chunk, out).map_err(|_| {
+            TranslateError::InvalidResponse("upstream sent an over-long SSE line".into())
+        })
+    }
+
+    fn finish(&mut self, out: &mut Vec<SseEvent>) -> Result<(), TranslateError> {
+        ferrolite_types::sse::SseParser::finish(self, out);
+        Ok(())
+    }
 }
 
 /// Turns one upstream stream into OpenAI chunks. Stateful: it may carry ids,

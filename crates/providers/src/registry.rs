@@ -1,8 +1,10 @@
 //! `ProviderKind` → adapter: the only match on provider kind.
 
 use crate::anthropic::Anthropic;
+use crate::bedrock::Bedrock;
 use crate::gemini::Gemini;
 use crate::openai_compat::{Azure, OpenAiCompat};
+use crate::vertex::{VertexAnthropic, VertexGemini};
 use crate::{Provider, ProviderKind};
 
 pub fn adapter(kind: ProviderKind) -> &'static dyn Provider {
@@ -11,5 +13,8 @@ pub fn adapter(kind: ProviderKind) -> &'static dyn Provider {
         ProviderKind::Azure => &Azure,
         ProviderKind::Anthropic => &Anthropic,
         ProviderKind::Gemini => &Gemini,
+        ProviderKind::VertexGemini => &VertexGemini,
+        ProviderKind::VertexAnthropic => &VertexAnthropic,
+        ProviderKind::Bedrock => &Bedrock,
     }
 }

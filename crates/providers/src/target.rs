@@ -14,6 +14,13 @@ pub enum ProviderKind {
     Anthropic,
     /// Google AI Studio's Gemini API (`generateContent`).
     Gemini,
+    /// Gemini models on Vertex AI: the same bodies, Vertex URLs, OAuth.
+    VertexGemini,
+    /// Claude models on Vertex AI: Anthropic bodies on `rawPredict` /
+    /// `streamRawPredict`, OAuth.
+    VertexAnthropic,
+    /// Amazon Bedrock's Converse / ConverseStream APIs, SigV4-signed.
+    Bedrock,
 }
 
 /// How the sender attaches the deployment's key.
@@ -25,6 +32,14 @@ pub enum AuthScheme {
     Header(http::HeaderName),
     /// No credential.
     None,
+    /// A Google OAuth access token (from a service account or the
+    /// environment), as `Authorization: Bearer`.
+    GcpOAuth,
+    /// AWS Signature Version 4 over the whole request.
+    AwsSigV4 {
+        region: String,
+        service: &'static str,
+    },
 }
 
 /// Everything a provider needs to build requests for one deployment.

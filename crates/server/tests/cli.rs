@@ -185,10 +185,7 @@ async fn serves_a_config_and_warns_once_about_unimplemented_keys() {
     let p = tmp_config(
         "model_list:\n  - model_name: m\n    litellm_params: {model: openai/m, mock_response: hello}\nlitellm_settings: {cache: true, callbacks: [prometheus]}\nrouter_settings: {redis_host: localhost}\ngeneral_settings: {master_key: sk-cli-test-master-key}\n",
     );
-    let r = Running::start(
-        &["--config", p.path(), "--num_workers", "4"],
-        &[],
-    );
+    let r = Running::start(&["--config", p.path(), "--num_workers", "4"], &[]);
     let warn: Vec<&String> = r
         .seen
         .iter()

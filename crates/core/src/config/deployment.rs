@@ -6,13 +6,14 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use ferrolite_providers::catalog::{catalog, ProviderSpec};
+use ferrolite_providers::catalog::{catalog, ProviderSpec, SpecKind};
 use ferrolite_providers::{AuthScheme, ProviderKind, Target};
 use ferrolite_types::{JsonMap, Secret};
 use http::{HeaderName, HeaderValue};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use super::cloud::{self, CloudAuth};
 use super::keys::{is_internal_param, PARAMS_IMPL};
 use super::load::Resolved;
 use super::values::{as_f64, as_secs, as_string, as_u32, kind};
@@ -38,6 +39,8 @@ pub struct DeploymentConfig {
     pub target: Option<Target>,
     pub unsupported: Option<Unsupported>,
     pub api_key: Option<Secret>,
+    /// Vertex AI / Bedrock credentials, applied by the upstream sender.
+    pub cloud: Option<CloudAuth>,
     pub timeout: Option<Duration>,
     pub stream_timeout: Option<Duration>,
     pub max_retries: Option<u32>,
@@ -376,6 +379,7 @@ pub(crate) fn parse_deployment(
 
     let mut target = None;
     let mut unsupported = None;
+    let mut cloud_auth = None;
     match resolve_provider(&litellm_model, custom.as_deref()) {
         Err(message) if mock_response.is_none() => issues.push(ConfigIssue {
             path: format!("{pbase}.model"),
@@ -395,7 +399,45 @@ pub(crate) fn parse_deployment(
             }
         }
         Ok(Resolution::Known(spec, provider, model_id)) => {
+            let getter = |k: &str| get(k);
+            let setup = match spec.kind {
+                SpecKind::Vertex => cloud::vertex(
+                    &getter,
+                    env,
+                    &model_id,
+                    user_base.as_deref(),
+                    &pbase,
+                    issues,
+                )
+                .map(Ok),
+                SpecKind::Bedrock => Some(cloud::bedrock(
+                    &getter,
+                    env,
+                    user_base.as_deref(),
+                    &pbase,
+                    issues,
+                )),
+                _ => None,
+            };
+            let setup = match setup {
+                Some(Err(reason)) => {
+                    if mock_response.is_none() {
+                        warnings.push(format!(
+                            "{pbase}: {reason}; requests for '{}' will be refused",
+                            model_name.as_deref().unwrap_or("?")
+                        ));
+                        unsupported = Some(Unsupported {
+                            provider: provider.clone(),
+                            reason,
+                        });
+                    }
+                    None
+                }
+                Some(Ok(s)) => Some(s),
+                None => None,
+            };
             let api_base = match (&user_base, env.first(&spec.api_base_env), &spec.api_base) {
+                _ if setup.is_some() => setup.as_ref().map(|s| s.api_base.clone()),
                 (Some(b), _, _) => Some(spec.complete_user_base(b)),
                 (None, Some(b), _) => Some(spec.complete_user_base(&b)),
                 (None, None, Some(d)) => Some(d.trim_end_matches('/').to_owned()),
@@ -443,11 +485,21 @@ pub(crate) fn parse_deployment(
                     AuthScheme::None
                 }
             };
+            let kind = setup
+                .as_ref()
+                .map(|s| s.kind)
+                .unwrap_or_else(|| spec.provider_kind());
+            let auth = match &setup {
+                Some(s) => s.scheme.clone(),
+                None => auth,
+            };
+            cloud_auth = setup.map(|s| s.auth);
             match api_base {
+                _ if unsupported.is_some() => {}
                 Some(api_base) => {
                     target = Some(Target {
                         provider,
-                        kind: spec.provider_kind(),
+                        kind,
                         model: model_id,
                         api_base,
                         api_version: if spec.provider_kind() == ProviderKind::Azure {
@@ -511,6 +563,7 @@ pub(crate) fn parse_deployment(
         target,
         unsupported,
         api_key,
+        cloud: cloud_auth,
         timeout,
         stream_timeout,
         max_retries,

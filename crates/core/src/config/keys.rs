@@ -51,6 +51,14 @@ pub(crate) const PARAMS_IMPL: &[&str] = &[
     "weight",
     "order",
     "mock_response",
+    "vertex_project",
+    "vertex_location",
+    "vertex_credentials",
+    "aws_access_key_id",
+    "aws_secret_access_key",
+    "aws_session_token",
+    "aws_region_name",
+    "aws_bedrock_runtime_endpoint",
 ];
 
 /// `litellm_params` keys that configure LiteLLM itself rather than the model

@@ -2,6 +2,7 @@
 //! secrets, `environment_variables`), validation with every problem reported
 //! with its path, and the typed [`Config`] the gateway runs on.
 
+mod cloud;
 mod deployment;
 pub mod env;
 mod keys;
@@ -12,6 +13,7 @@ mod values;
 use std::fmt;
 use std::path::Path;
 
+pub use cloud::{AwsAuth, CloudAuth, GcpAuth};
 pub use deployment::{DeploymentConfig, Unsupported};
 pub use env::Env;
 pub use keys::{implemented_keys, KeyStatus};

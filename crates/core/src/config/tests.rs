@@ -335,3 +335,80 @@ fn organization_is_one_header_and_unset_optional_headers_are_skipped() {
     assert!(t.headers.iter().any(|(k, _)| k == "x-set"));
     assert!(!t.headers.iter().any(|(k, _)| k == "x-opt"));
 }
+
+#[test]
+fn vertex_deployments_get_a_project_url_and_oauth() {
+    let cfg = load(
+        "model_list:\n  - model_name: g\n    litellm_params: {model: vertex_ai/gemini-2.5-flash, vertex_project: p1, vertex_location: europe-west4, vertex_credentials: '{\"type\":\"service_account\",\"project_id\":\"p0\"}'}\n  - model_name: c\n    litellm_params: {model: vertex_ai/claude-sonnet-4-5, vertex_location: global}\n",
+        &[("VERTEXAI_PROJECT", "env-project")],
+    )
+    .unwrap();
+    let g = cfg.deployments[0].target.as_ref().unwrap();
+    assert_eq!(
+        g.api_base,
+        "https://europe-west4-aiplatform.googleapis.com/v1/projects/p1/locations/europe-west4"
+    );
+    assert_eq!(
+        (g.kind, g.auth.clone()),
+        (
+            ferrolite_providers::ProviderKind::VertexGemini,
+            ferrolite_providers::AuthScheme::GcpOAuth
+        )
+    );
+    assert!(
+        matches!(&cfg.deployments[0].cloud, Some(CloudAuth::Gcp(a)) if a.credentials.is_some())
+    );
+    let c = cfg.deployments[1].target.as_ref().unwrap();
+    assert_eq!(
+        c.api_base,
+        "https://aiplatform.googleapis.com/v1/projects/env-project/locations/global"
+    );
+    assert_eq!(c.kind, ferrolite_providers::ProviderKind::VertexAnthropic);
+    assert!(
+        !format!("{:?}", cfg.deployments[0]).contains("service_account"),
+        "credentials are secret"
+    );
+    let e = load(
+        "model_list:\n  - model_name: g\n    litellm_params: {model: vertex_ai/gemini-2.5-flash}\n",
+        &[],
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("Vertex AI needs a project"), "{e}");
+}
+
+#[test]
+fn bedrock_deployments_sign_in_their_region_or_are_refused_without_credentials() {
+    let cfg = load(
+        "model_list:\n  - model_name: b\n    litellm_params: {model: \"bedrock/us.anthropic.claude-sonnet-4-5-20250929-v1:0\", aws_region_name: us-west-2}\n",
+        &[("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE"), ("AWS_SECRET_ACCESS_KEY", "secret")],
+    )
+    .unwrap();
+    let t = cfg.deployments[0].target.as_ref().unwrap();
+    assert_eq!(
+        t.api_base,
+        "https://bedrock-runtime.us-west-2.amazonaws.com"
+    );
+    assert_eq!(t.model, "us.anthropic.claude-sonnet-4-5-20250929-v1:0");
+    assert_eq!(
+        t.auth,
+        ferrolite_providers::AuthScheme::AwsSigV4 {
+            region: "us-west-2".into(),
+            service: "bedrock"
+        }
+    );
+    assert!(
+        matches!(&cfg.deployments[0].cloud, Some(CloudAuth::Aws(a)) if a.access_key_id.expose() == "AKIDEXAMPLE")
+    );
+    let none = load("model_list:\n  - model_name: b\n    litellm_params: {model: bedrock/x, aws_region_name: us-east-1}\n", &[]).unwrap();
+    assert!(none.deployments[0]
+        .unsupported
+        .as_ref()
+        .unwrap()
+        .reason
+        .contains("no AWS credentials"));
+    assert!(
+        none.not_implemented.is_empty(),
+        "{:?}",
+        none.not_implemented
+    );
+}

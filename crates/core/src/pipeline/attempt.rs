@@ -235,8 +235,17 @@ async fn attempt<E: EndpointOp>(
             group: group.to_owned(),
             retries: 0,
         }),
+        TransportError::Credentials(message) => Failure::fatal(GatewayError::Internal(format!(
+            "cannot authenticate to {}: {message}",
+            target.provider
+        ))),
     };
-    let resp = upstream::send(&gw.http, req, d.api_key.as_ref(), first_byte_timeout)
+    let creds = upstream::Credentials {
+        key: d.api_key.as_ref(),
+        cloud: d.cloud.as_ref(),
+        gcp_tokens: Some(&gw.gcp_tokens),
+    };
+    let resp = upstream::send(&gw.http, req, creds, first_byte_timeout)
         .await
         .map_err(|e| transport(e, first_byte_timeout))?;
     let left = |limit: Duration| {
@@ -266,7 +275,13 @@ async fn attempt<E: EndpointOp>(
     if op.is_stream() {
         let model: Arc<str> = Arc::from(resolved.requested);
         let frames = op.frames(provider, &target, model);
-        let mut relay = SseRelay::new(resp, frames, timeout, Arc::from(group));
+        let mut relay = SseRelay::new(
+            resp,
+            provider.stream_decoder(),
+            frames,
+            timeout,
+            Arc::from(group),
+        );
         return match relay.step(left(first_byte_timeout)).await {
             Step::Failed(out, failure) if out.is_empty() => Err(Failure::retry(
                 failure.into_error(group, first_byte_timeout),

@@ -12,8 +12,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use ferrolite_providers::{StreamTranslator, TranslateError, UpstreamError};
-use ferrolite_types::sse::{data_frame, SseEvent, SseParser, DONE_FRAME};
+use ferrolite_providers::{EventDecoder, StreamTranslator, TranslateError, UpstreamError};
+use ferrolite_types::sse::{data_frame, SseEvent, DONE_FRAME};
 use ferrolite_types::Usage;
 use futures_util::stream::BoxStream;
 use futures_util::StreamExt;
@@ -54,6 +54,9 @@ impl StreamFailure {
                 group: group.to_owned(),
                 retries: 0,
             },
+            StreamFailure::Transport(TransportError::Credentials(message)) => {
+                GatewayError::Internal(message)
+            }
             StreamFailure::Truncated => GatewayError::Connect {
                 message: "upstream closed the stream before it finished".into(),
                 group: group.to_owned(),
@@ -267,7 +270,8 @@ pub(crate) enum Step {
 
 pub(crate) struct SseRelay {
     body: BoxStream<'static, reqwest::Result<Bytes>>,
-    parser: SseParser,
+    /// SSE, or the provider's own framing (AWS event-stream for Bedrock).
+    decoder: Box<dyn EventDecoder>,
     source: Box<dyn FrameSource>,
     /// Longest wait for the next upstream bytes once streaming.
     idle: Duration,
@@ -278,13 +282,14 @@ pub(crate) struct SseRelay {
 impl SseRelay {
     pub fn new(
         resp: reqwest::Response,
+        decoder: Box<dyn EventDecoder>,
         source: Box<dyn FrameSource>,
         idle: Duration,
         group: Arc<str>,
     ) -> Self {
         Self {
             body: resp.bytes_stream().boxed(),
-            parser: SseParser::new(),
+            decoder,
             source,
             idle,
             events: Vec::new(),
@@ -307,11 +312,8 @@ impl SseRelay {
             };
             let eof = match next {
                 Some(Ok(bytes)) => {
-                    if self.parser.feed(&bytes, &mut self.events).is_err() {
-                        return Step::Failed(
-                            out,
-                            StreamFailure::Invalid("upstream sent an over-long SSE line".into()),
-                        );
+                    if let Err(e) = self.decoder.feed(&bytes, &mut self.events) {
+                        return Step::Failed(out, from_translate(e));
                     }
                     false
                 }
@@ -322,7 +324,9 @@ impl SseRelay {
                     )
                 }
                 None => {
-                    self.parser.finish(&mut self.events);
+                    if let Err(e) = self.decoder.finish(&mut self.events) {
+                        return Step::Failed(out, from_translate(e));
+                    }
                     true
                 }
             };

@@ -8,6 +8,11 @@ use ferrolite_providers::{AuthScheme, UpstreamRequest};
 use ferrolite_types::Secret;
 use http::HeaderValue;
 
+use crate::config::CloudAuth;
+
+pub mod aws;
+pub mod gcp;
+
 /// Build the shared client. Call once at startup.
 pub fn client() -> Result<reqwest::Client, String> {
     // reqwest is built without a bundled crypto provider; use ring's.
@@ -30,6 +35,8 @@ pub fn client() -> Result<reqwest::Client, String> {
 pub enum TransportError {
     Timeout,
     Connect(String),
+    /// The gateway could not authenticate the request (no token, bad key material).
+    Credentials(String),
 }
 
 impl TransportError {
@@ -53,34 +60,87 @@ impl TransportError {
     }
 }
 
+/// The credentials of the deployment being called.
+#[derive(Clone, Copy, Default)]
+pub struct Credentials<'a> {
+    pub key: Option<&'a Secret>,
+    pub cloud: Option<&'a CloudAuth>,
+    pub gcp_tokens: Option<&'a gcp::TokenCache>,
+}
+
+fn secret_header(value: &str) -> Result<HeaderValue, TransportError> {
+    let mut v = HeaderValue::try_from(value).map_err(|_| {
+        TransportError::Credentials("the credential is not a valid header value".into())
+    })?;
+    v.set_sensitive(true);
+    Ok(v)
+}
+
+/// The authentication headers for `req`.
+async fn auth_headers(
+    client: &reqwest::Client,
+    req: &UpstreamRequest,
+    creds: Credentials<'_>,
+) -> Result<Vec<(http::HeaderName, HeaderValue)>, TransportError> {
+    match &req.auth {
+        AuthScheme::None => Ok(Vec::new()),
+        AuthScheme::Bearer => match creds.key {
+            Some(k) => Ok(vec![(
+                http::header::AUTHORIZATION,
+                secret_header(&format!("Bearer {}", k.expose()))?,
+            )]),
+            None => Ok(Vec::new()),
+        },
+        AuthScheme::Header(name) => match creds.key {
+            Some(k) => Ok(vec![(name.clone(), secret_header(k.expose())?)]),
+            None => Ok(Vec::new()),
+        },
+        AuthScheme::GcpOAuth => {
+            let (Some(CloudAuth::Gcp(g)), Some(tokens)) = (creds.cloud, creds.gcp_tokens) else {
+                return Err(TransportError::Credentials(
+                    "no Google credentials for this deployment".into(),
+                ));
+            };
+            let token = tokens
+                .token(client, g)
+                .await
+                .map_err(TransportError::Credentials)?;
+            Ok(vec![(
+                http::header::AUTHORIZATION,
+                secret_header(&format!("Bearer {}", token.expose()))?,
+            )])
+        }
+        AuthScheme::AwsSigV4 { region, service } => {
+            let Some(CloudAuth::Aws(a)) = creds.cloud else {
+                return Err(TransportError::Credentials(
+                    "no AWS credentials for this deployment".into(),
+                ));
+            };
+            let mut headers =
+                aws::sign(req, a, region, service).map_err(TransportError::Credentials)?;
+            for (_, v) in &mut headers {
+                v.set_sensitive(true);
+            }
+            Ok(headers)
+        }
+    }
+}
+
 /// Send one request and wait for the response head (status and headers).
 /// `timeout` bounds the wait for the head.
 pub async fn send(
     client: &reqwest::Client,
     req: UpstreamRequest,
-    key: Option<&Secret>,
+    creds: Credentials<'_>,
     timeout: Duration,
 ) -> Result<reqwest::Response, TransportError> {
+    let auth = auth_headers(client, &req, creds).await?;
     let mut builder = client.post(&req.url);
     for (name, value) in req.headers {
         builder = builder.header(name, value);
     }
-    if let Some(key) = key {
-        match &req.auth {
-            AuthScheme::Bearer => {
-                if let Ok(mut v) = HeaderValue::try_from(format!("Bearer {}", key.expose())) {
-                    v.set_sensitive(true);
-                    builder = builder.header(http::header::AUTHORIZATION, v);
-                }
-            }
-            AuthScheme::Header(name) => {
-                if let Ok(mut v) = HeaderValue::try_from(key.expose()) {
-                    v.set_sensitive(true);
-                    builder = builder.header(name.clone(), v);
-                }
-            }
-            AuthScheme::None => {}
-        }
+    for (name, value) in auth {
+        builder = builder.header(name, value);
     }
     let fut = builder.body(req.body).send();
     match tokio::time::timeout(timeout, fut).await {
