@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use ferrolite_providers::UpstreamError;
+use ferrolite_providers::{ErrorClass, UpstreamError};
 use ferrolite_types::openai::{ErrorBody, ErrorDetail};
 
 #[derive(Debug, thiserror::Error)]
@@ -50,6 +50,14 @@ pub enum GatewayError {
         group: String,
         retries: u32,
     },
+    /// The request uses OpenAI parameters the provider cannot take, and
+    /// `drop_params` is off.
+    #[error("{provider} does not support parameters: {params:?}")]
+    UnsupportedParams {
+        provider: String,
+        model: String,
+        params: Vec<String>,
+    },
     /// The upstream answered 2xx with a body we cannot read.
     #[error("{0}")]
     BadUpstreamResponse(String),
@@ -83,6 +91,7 @@ impl GatewayError {
             }
             GatewayError::Timeout { .. } => 408,
             GatewayError::Connect { .. } => 502,
+            GatewayError::UnsupportedParams { .. } => 400,
             GatewayError::BadUpstreamResponse(_) => 502,
             GatewayError::Internal(_) => 500,
         }
@@ -112,13 +121,30 @@ impl GatewayError {
     /// The message clients see, in LiteLLM's wording where clients match on it.
     pub fn client_message(&self) -> String {
         match self {
-            GatewayError::Upstream { error, group, retries } => format!(
-                "litellm.{class}: {class}: {label} - {msg}\nReceived Model Group={group}\nAvailable Model Group Fallbacks=None{retried}",
-                class = exception_class(error.status),
-                label = error.provider_label,
-                msg = error.message,
-                retried = retried(*retries),
-            ),
+            GatewayError::UnsupportedParams { provider, model, params } => {
+                let list = params.iter().map(|p| format!("'{p}'")).collect::<Vec<_>>().join(", ");
+                format!(
+                    "litellm.UnsupportedParamsError: {provider} does not support parameters: [{list}], for model={model}. To drop these, set `litellm.drop_params=True` or for proxy:\n\n`litellm_settings:\n drop_params: true`\n. \n If you want to use these params dynamically send allowed_openai_params=[{list}] in your request."
+                )
+            }
+            GatewayError::Upstream { error, group, retries } => {
+                let class = match error.class() {
+                    ErrorClass::ContextWindow => "ContextWindowExceededError",
+                    ErrorClass::ContentPolicy => "ContentPolicyViolationError",
+                    _ => exception_class(error.status),
+                };
+                let hint = if error.class() == ErrorClass::Credentials {
+                    " (the provider rejected the gateway's credentials for this deployment: check its api_key or cloud credentials in the config; the key the client sent to the gateway was accepted)"
+                } else {
+                    ""
+                };
+                format!(
+                    "litellm.{class}: {class}: {label} - {msg}{hint}\nReceived Model Group={group}\nAvailable Model Group Fallbacks=None{retried}",
+                    label = error.provider_label,
+                    msg = error.message,
+                    retried = retried(*retries),
+                )
+            }
             GatewayError::Timeout { group, after, retries } => format!(
                 "litellm.Timeout: Request timed out after {:.1} seconds\nReceived Model Group={group}\nAvailable Model Group Fallbacks=None{}",
                 after.as_secs_f64(),
@@ -155,6 +181,7 @@ impl GatewayError {
             GatewayError::Timeout { .. } => "timeout",
             GatewayError::Connect { .. } => "connect_error",
             GatewayError::BadUpstreamResponse(_) => "bad_upstream_response",
+            GatewayError::UnsupportedParams { .. } => "unsupported_params",
             GatewayError::Internal(_) => "internal",
         }
     }

@@ -6,6 +6,7 @@
 
 pub mod anthropic;
 pub mod bedrock;
+pub mod capabilities;
 pub mod catalog;
 pub mod error;
 pub mod gemini;
@@ -23,7 +24,7 @@ use ferrolite_types::openai::{
 use ferrolite_types::sse::SseEvent;
 use ferrolite_types::Usage;
 
-pub use error::{TranslateError, UpstreamError};
+pub use error::{ErrorClass, TranslateError, UpstreamError};
 pub use registry::adapter;
 pub use target::{AuthScheme, ProviderKind, Target};
 

@@ -49,6 +49,10 @@ pub struct DeploymentConfig {
     pub weight: Option<f64>,
     pub order: Option<u32>,
     pub mock_response: Option<String>,
+    /// `drop_params` for this deployment (`None`: the global setting).
+    pub drop_params: Option<bool>,
+    /// `additional_drop_params`: parameters always removed for this deployment.
+    pub additional_drop_params: Vec<String>,
     /// Request parameters merged into every call that does not set them.
     pub defaults: Option<JsonMap>,
     pub model_info: JsonMap,
@@ -349,6 +353,30 @@ pub(crate) fn parse_deployment(
     let api_version = conv("api_version", issues, as_string);
     let organization = conv("organization", issues, as_string);
     let mock_response = conv("mock_response", issues, as_string);
+    let drop_params = get("drop_params").and_then(|v| {
+        super::values::as_bool(v)
+            .map_err(|message| {
+                issues.push(ConfigIssue {
+                    path: format!("{pbase}.drop_params"),
+                    message,
+                })
+            })
+            .ok()
+    });
+    let additional_drop_params = match get("additional_drop_params") {
+        None => Vec::new(),
+        Some(Value::Array(a)) if a.iter().all(Value::is_string) => a
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect(),
+        Some(_) => {
+            issues.push(ConfigIssue {
+                path: format!("{pbase}.additional_drop_params"),
+                message: "expected a list of parameter names".into(),
+            });
+            Vec::new()
+        }
+    };
     let mut api_key = conv("api_key", issues, as_string).map(Secret::new);
     let timeout = secs("timeout", issues);
     let stream_timeout = secs("stream_timeout", issues);
@@ -564,6 +592,8 @@ pub(crate) fn parse_deployment(
         unsupported,
         api_key,
         cloud: cloud_auth,
+        drop_params,
+        additional_drop_params,
         timeout,
         stream_timeout,
         max_retries,

@@ -59,6 +59,8 @@ pub(crate) const PARAMS_IMPL: &[&str] = &[
     "aws_session_token",
     "aws_region_name",
     "aws_bedrock_runtime_endpoint",
+    "drop_params",
+    "additional_drop_params",
 ];
 
 /// `litellm_params` keys that configure LiteLLM itself rather than the model

@@ -5,7 +5,7 @@ use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ferrolite_providers::{adapter, BuildOptions, Target};
+use ferrolite_providers::{adapter, capabilities, BuildOptions, Target};
 
 use super::controls::Controls;
 use super::ops::EndpointOp;
@@ -152,6 +152,51 @@ pub(super) async fn run<E: EndpointOp>(
     }
 }
 
+/// The request parameters to remove before calling this deployment: those
+/// the provider cannot take (when `drop_params` is on — else that is a 400,
+/// as in LiteLLM), and the deployment's `additional_drop_params`.
+fn params_to_drop<E: EndpointOp>(
+    gw: &Gateway,
+    op: &E,
+    controls: &Controls,
+    d: &Deployment,
+    target: &Target,
+) -> Result<Vec<String>, GatewayError> {
+    let unsupported = capabilities::unsupported_params(target.kind);
+    let params = op.params();
+    let mut drop: Vec<String> = d
+        .additional_drop_params
+        .iter()
+        .filter(|k| params.contains_key(k.as_str()))
+        .cloned()
+        .collect();
+    let offending: Vec<String> = params
+        .keys()
+        .filter(|k| {
+            unsupported.contains(&k.as_str())
+                && !controls.allowed_openai_params.iter().any(|a| a == *k)
+                && !drop.contains(k)
+        })
+        .cloned()
+        .collect();
+    if offending.is_empty() {
+        return Ok(drop);
+    }
+    let drop_params = controls
+        .drop_params
+        .or(d.drop_params)
+        .unwrap_or(gw.config.litellm.drop_params);
+    if !drop_params {
+        return Err(GatewayError::UnsupportedParams {
+            provider: target.provider.clone(),
+            model: target.model.clone(),
+            params: offending,
+        });
+    }
+    drop.extend(offending);
+    Ok(drop)
+}
+
 /// The upstream target of a deployment, with a wildcard match substituted.
 fn target_for<'a>(d: &'a Deployment, resolved: &Resolved<'_>) -> Option<Cow<'a, Target>> {
     let t = d.target.as_ref()?;
@@ -215,6 +260,14 @@ async fn attempt<E: EndpointOp>(
         timeout
     };
     let provider = adapter(target.kind);
+    let drop = params_to_drop(gw, op, controls, d, &target).map_err(Failure::fatal)?;
+    let pruned;
+    let op = if drop.is_empty() {
+        op
+    } else {
+        pruned = op.without(&drop);
+        &pruned
+    };
     let opts = BuildOptions {
         defaults: d.defaults.as_ref(),
         stream_usage: true,

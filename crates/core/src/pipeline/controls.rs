@@ -48,6 +48,11 @@ const LITELLM_BODY_KEYS: &[&str] = &[
 pub struct Controls {
     pub num_retries: Option<u32>,
     pub timeout: Option<Duration>,
+    /// `drop_params` in the body: drop what the provider cannot take.
+    pub drop_params: Option<bool>,
+    /// `allowed_openai_params`: send these even where the provider is not
+    /// known to take them.
+    pub allowed_openai_params: Vec<String>,
 }
 
 impl Controls {
@@ -65,6 +70,24 @@ impl Controls {
                         bad("num_retries", "num_retries must be a non-negative integer")
                     })?,
             );
+        }
+        if let Some(v) = extra.get("drop_params").filter(|v| !v.is_null()) {
+            c.drop_params = Some(
+                v.as_bool()
+                    .ok_or_else(|| bad("drop_params", "drop_params must be true or false"))?,
+            );
+        }
+        if let Some(v) = extra.get("allowed_openai_params").filter(|v| !v.is_null()) {
+            let list = v.as_array().ok_or_else(|| {
+                bad(
+                    "allowed_openai_params",
+                    "allowed_openai_params must be a list of parameter names",
+                )
+            })?;
+            c.allowed_openai_params = list
+                .iter()
+                .filter_map(|p| p.as_str().map(str::to_owned))
+                .collect();
         }
         if let Some(v) = extra.get("timeout").filter(|v| !v.is_null()) {
             let secs = match v {

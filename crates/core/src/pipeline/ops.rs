@@ -9,16 +9,23 @@ use ferrolite_providers::{BuildOptions, Provider, Target, TranslateError, Upstre
 use ferrolite_types::openai::completions::CompletionResponse;
 use ferrolite_types::openai::embeddings::EmbeddingResponse;
 use ferrolite_types::openai::{ChatRequest, ChatResponse, CompletionRequest, EmbeddingRequest};
+use ferrolite_types::JsonMap;
 use futures_util::stream;
 
 use super::stream::{ChatFrames, FrameSource, RawFrames};
 use super::Answer;
 use crate::{mock, GatewayError};
 
-pub(super) trait EndpointOp: Sync {
+pub(super) trait EndpointOp: Sync + Sized {
     type Response: Send;
 
     fn is_stream(&self) -> bool;
+
+    /// The request's parameters other than the typed ones (model, messages…).
+    fn params(&self) -> &JsonMap;
+
+    /// A copy of the request without the parameters `drop`.
+    fn without(&self, drop: &[String]) -> Self;
 
     fn build(
         &self,
@@ -53,6 +60,16 @@ pub(super) struct ChatOp {
 
 impl EndpointOp for ChatOp {
     type Response = ChatResponse;
+
+    fn params(&self) -> &JsonMap {
+        &self.req.extra
+    }
+
+    fn without(&self, drop: &[String]) -> Self {
+        let mut req = self.req.clone();
+        req.extra.retain(|k, _| !drop.contains(k));
+        Self { req }
+    }
 
     fn is_stream(&self) -> bool {
         self.req.is_stream()
@@ -107,6 +124,16 @@ pub(super) struct CompletionOp {
 impl EndpointOp for CompletionOp {
     type Response = CompletionResponse;
 
+    fn params(&self) -> &JsonMap {
+        &self.req.extra
+    }
+
+    fn without(&self, drop: &[String]) -> Self {
+        let mut req = self.req.clone();
+        req.extra.retain(|k, _| !drop.contains(k));
+        Self { req }
+    }
+
     fn is_stream(&self) -> bool {
         self.req.is_stream()
     }
@@ -154,6 +181,16 @@ pub(super) struct EmbeddingOp {
 
 impl EndpointOp for EmbeddingOp {
     type Response = EmbeddingResponse;
+
+    fn params(&self) -> &JsonMap {
+        &self.req.extra
+    }
+
+    fn without(&self, drop: &[String]) -> Self {
+        let mut req = self.req.clone();
+        req.extra.retain(|k, _| !drop.contains(k));
+        Self { req }
+    }
 
     fn is_stream(&self) -> bool {
         false
