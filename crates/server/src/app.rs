@@ -45,29 +45,20 @@ pub fn build_app(state: AppState) -> Router {
     r = r
         .route("/v1/models/{*id}", get(openai::model))
         .route("/models/{*id}", get(openai::model))
-        .route(
-            "/engines/{model}/chat/completions",
-            post(openai::chat_for_model),
-        )
+        .route("/engines/{model}/chat/completions", post(openai::chat))
         .route(
             "/openai/deployments/{model}/chat/completions",
-            post(openai::chat_for_model),
+            post(openai::chat),
         )
-        .route(
-            "/engines/{model}/completions",
-            post(openai::completions_for_model),
-        )
+        .route("/engines/{model}/completions", post(openai::completions))
         .route(
             "/openai/deployments/{model}/completions",
-            post(openai::completions_for_model),
+            post(openai::completions),
         )
-        .route(
-            "/engines/{model}/embeddings",
-            post(openai::embeddings_for_model),
-        )
+        .route("/engines/{model}/embeddings", post(openai::embeddings))
         .route(
             "/openai/deployments/{model}/embeddings",
-            post(openai::embeddings_for_model),
+            post(openai::embeddings),
         )
         .route("/model/info", get(openai::model_info))
         .route("/v1/model/info", get(openai::model_info))

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::extract::{FromRequest, FromRequestParts, RawPathParams, Request};
 use ferrolite_core::{GatewayError, RequestContext};
 use http::request::Parts;
 use serde::de::DeserializeOwned;
@@ -19,24 +19,50 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request<Body>, state: &AppState) -> Result<Self, Self::Rejection> {
-        let limit = state.gw.max_request_bytes();
-        let bytes = axum::body::to_bytes(req.into_body(), limit)
+        let (mut parts, body) = req.into_parts();
+        // Azure-style and engine routes name the model in the path
+        // (`/openai/deployments/{model}/chat/completions`): it wins over the body's.
+        let path_model = RawPathParams::from_request_parts(&mut parts, state)
             .await
-            .map_err(|e| {
-                let too_big = std::error::Error::source(&e).is_some_and(|s| {
-                    s.downcast_ref::<http_body_util::LengthLimitError>()
-                        .is_some()
-                }) || e.to_string().contains("length limit");
-                if too_big {
-                    GatewayError::PayloadTooLarge(format!(
-                        "Request body is too large: the limit is {} MB",
-                        limit / (1024 * 1024)
-                    ))
-                } else {
-                    GatewayError::bad_request(format!("Could not read the request body: {e}"))
-                }
-            })?;
-        decode(&bytes).map(JsonBody).map_err(ApiError::from)
+            .ok()
+            .and_then(|p| {
+                p.iter()
+                    .find(|(k, _)| *k == "model")
+                    .map(|(_, v)| v.to_owned())
+            });
+        let limit = state.gw.max_request_bytes();
+        let bytes = axum::body::to_bytes(body, limit).await.map_err(|e| {
+            let too_big = std::error::Error::source(&e).is_some_and(|s| {
+                s.downcast_ref::<http_body_util::LengthLimitError>()
+                    .is_some()
+            }) || e.to_string().contains("length limit");
+            if too_big {
+                GatewayError::PayloadTooLarge(format!(
+                    "Request body is too large: the limit is {} MB",
+                    limit / (1024 * 1024)
+                ))
+            } else {
+                GatewayError::bad_request(format!("Could not read the request body: {e}"))
+            }
+        })?;
+        let value = match path_model {
+            None => return decode(&bytes).map(JsonBody).map_err(ApiError::from),
+            Some(model) => {
+                let mut v: serde_json::Value = decode(&bytes)?;
+                match v.as_object_mut() {
+                    Some(o) => o.insert("model".into(), serde_json::Value::String(model)),
+                    None => {
+                        return Err(
+                            GatewayError::bad_request("Request body must be a JSON object").into(),
+                        )
+                    }
+                };
+                v
+            }
+        };
+        serde_path_to_error::deserialize(value)
+            .map(JsonBody)
+            .map_err(|e| ApiError::from(field_error(e)))
     }
 }
 
@@ -48,29 +74,32 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, GatewayError> {
         ));
     }
     let de = &mut serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(de).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        if inner.is_syntax() || inner.is_eof() {
-            return GatewayError::bad_request(format!("Invalid JSON in request body: {inner}"));
-        }
-        let msg = inner.to_string();
-        // A missing field is reported on the object that lacks it.
-        let param = match msg
-            .strip_prefix("missing field `")
-            .and_then(|m| m.split('`').next())
-        {
-            Some(field) if path == "." => Some(field.to_owned()),
-            Some(field) => Some(format!("{path}.{field}")),
-            None if path == "." => None,
-            None => Some(path.clone()),
-        };
-        let message = match &param {
-            Some(p) => format!("Invalid request body at '{p}': {msg}"),
-            None => format!("Invalid request body: {msg}"),
-        };
-        GatewayError::BadRequest { message, param }
-    })
+    serde_path_to_error::deserialize(de).map_err(field_error)
+}
+
+/// A 400 naming the field a decoding error is about.
+fn field_error(e: serde_path_to_error::Error<serde_json::Error>) -> GatewayError {
+    let path = e.path().to_string();
+    let inner = e.into_inner();
+    if inner.is_syntax() || inner.is_eof() {
+        return GatewayError::bad_request(format!("Invalid JSON in request body: {inner}"));
+    }
+    let msg = inner.to_string();
+    // A missing field is reported on the object that lacks it.
+    let param = match msg
+        .strip_prefix("missing field `")
+        .and_then(|m| m.split('`').next())
+    {
+        Some(field) if path == "." => Some(field.to_owned()),
+        Some(field) => Some(format!("{path}.{field}")),
+        None if path == "." => None,
+        None => Some(path.clone()),
+    };
+    let message = match &param {
+        Some(p) => format!("Invalid request body at '{p}': {msg}"),
+        None => format!("Invalid request body: {msg}"),
+    };
+    GatewayError::BadRequest { message, param }
 }
 
 fn header_secs(parts: &Parts, name: &str) -> Result<Option<Duration>, GatewayError> {

@@ -26,25 +26,6 @@ pub async fn chat(
     respond(result, ctx)
 }
 
-/// Azure-style `/openai/deployments/{model}/chat/completions`: the path names the model.
-pub async fn chat_for_model(
-    State(s): State<AppState>,
-    Path(model): Path<String>,
-    Ctx(ctx): Ctx,
-    JsonBody(mut body): JsonBody<Value>,
-) -> Response {
-    if let Some(o) = body.as_object_mut() {
-        o.insert("model".into(), Value::String(model));
-    }
-    match serde_json::from_value::<ChatRequest>(body) {
-        Ok(req) => respond(pipeline::chat(&s.gw, &ctx, req).await, ctx),
-        Err(e) => ApiError::from(GatewayError::bad_request(format!(
-            "Invalid request body: {e}"
-        )))
-        .into_response(),
-    }
-}
-
 pub async fn completions(
     State(s): State<AppState>,
     Ctx(ctx): Ctx,
@@ -54,24 +35,6 @@ pub async fn completions(
     respond(result, ctx)
 }
 
-pub async fn completions_for_model(
-    State(s): State<AppState>,
-    Path(model): Path<String>,
-    Ctx(ctx): Ctx,
-    JsonBody(mut body): JsonBody<Value>,
-) -> Response {
-    if let Some(o) = body.as_object_mut() {
-        o.insert("model".into(), Value::String(model));
-    }
-    match serde_json::from_value::<CompletionRequest>(body) {
-        Ok(req) => respond(pipeline::completion(&s.gw, &ctx, req).await, ctx),
-        Err(e) => ApiError::from(GatewayError::bad_request(format!(
-            "Invalid request body: {e}"
-        )))
-        .into_response(),
-    }
-}
-
 pub async fn embeddings(
     State(s): State<AppState>,
     Ctx(ctx): Ctx,
@@ -79,24 +42,6 @@ pub async fn embeddings(
 ) -> Response {
     let result = pipeline::embedding(&s.gw, &ctx, req).await;
     respond(result, ctx)
-}
-
-pub async fn embeddings_for_model(
-    State(s): State<AppState>,
-    Path(model): Path<String>,
-    Ctx(ctx): Ctx,
-    JsonBody(mut body): JsonBody<Value>,
-) -> Response {
-    if let Some(o) = body.as_object_mut() {
-        o.insert("model".into(), Value::String(model));
-    }
-    match serde_json::from_value::<EmbeddingRequest>(body) {
-        Ok(req) => respond(pipeline::embedding(&s.gw, &ctx, req).await, ctx),
-        Err(e) => ApiError::from(GatewayError::bad_request(format!(
-            "Invalid request body: {e}"
-        )))
-        .into_response(),
-    }
 }
 
 fn card(id: &str) -> ModelCard {
