@@ -8,6 +8,9 @@ use crate::ProviderKind;
 
 /// OpenAI parameters with no equivalent in Anthropic's Messages API.
 const ANTHROPIC: &[&str] = &[
+    "safety_identifier",
+    "prompt_cache_key",
+    "prompt_cache_retention",
     "n",
     "presence_penalty",
     "frequency_penalty",

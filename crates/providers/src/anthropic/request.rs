@@ -6,7 +6,7 @@
 //! `thinking_blocks` are replayed first in their turn so signatures round-trip.
 //!
 //! Parameters: the OpenAI ones Anthropic understands are mapped, the ones it
-//! does not take are dropped (see [`DROPPED`]), and anything else — provider
+//! does not take are dropped (see `capabilities.rs`), and anything else — provider
 //! specific keys such as `top_k` or `container` — is forwarded verbatim, as
 //! LiteLLM forwards unknown keyword arguments.
 
@@ -19,7 +19,8 @@ use ferrolite_types::JsonMap;
 use serde_json::{json, Value};
 
 use super::RESPONSE_FORMAT_TOOL_NAME;
-use crate::{BuildOptions, Target, TranslateError};
+use crate::capabilities::unsupported_params;
+use crate::{BuildOptions, ProviderKind, Target, TranslateError};
 
 /// `max_tokens` is mandatory upstream; LiteLLM's default when the client sets
 /// none (`DEFAULT_ANTHROPIC_CHAT_MAX_TOKENS`). A per-model table of maximum
@@ -33,31 +34,14 @@ pub(super) const DEFAULT_MAX_TOKENS: u64 = 4096;
 /// `DEFAULT_MAX_TOKENS`.
 const THINKING_HEADROOM: u64 = 4096;
 
-/// OpenAI parameters Anthropic does not accept. They are dropped silently
-/// for now; LiteLLM raises `UnsupportedParamsError` for them unless
-/// `drop_params` is set, which the pipeline is expected to enforce before
-/// the request reaches this adapter.
-const DROPPED: &[&str] = &[
-    "n",
-    "presence_penalty",
-    "frequency_penalty",
-    "logit_bias",
-    "logprobs",
-    "top_logprobs",
-    "seed",
-    "modalities",
-    "audio",
-    "prediction",
-    "service_tier",
-    "store",
-    "verbosity",
-    "safety_identifier",
-    "prompt_cache_key",
-    "prompt_cache_retention",
-    "web_search_options",
-    "extra_headers",
-    "stream_options",
-];
+/// Keys never forwarded besides the OpenAI parameters Anthropic cannot take
+/// (those are listed in `capabilities.rs`, where the pipeline checks them
+/// against `drop_params` before this adapter runs).
+const NOT_FORWARDED: &[&str] = &["extra_headers", "stream_options"];
+
+fn dropped(key: &str) -> bool {
+    NOT_FORWARDED.contains(&key) || unsupported_params(ProviderKind::Anthropic).contains(&key)
+}
 
 /// Keys this module maps itself; never forwarded as they are.
 const MAPPED: &[&str] = &[
@@ -213,7 +197,7 @@ pub(super) fn build_body(
 
     // Provider-specific keys pass through, never overriding what was built.
     for (k, v) in params.iter() {
-        if DROPPED.contains(&k.as_str()) || MAPPED.contains(&k.as_str()) || v.is_null() {
+        if dropped(k) || MAPPED.contains(&k.as_str()) || v.is_null() {
             continue;
         }
         if !body.contains_key(k) {
