@@ -14,6 +14,8 @@ pub struct RequestContext {
     pub stream_timeout: Option<Duration>,
     /// `x-litellm-num-retries` header, if sent.
     pub num_retries: Option<u32>,
+    /// Never try fallback groups (health checks test one deployment).
+    pub no_fallbacks: bool,
 }
 
 impl RequestContext {
@@ -24,6 +26,7 @@ impl RequestContext {
             timeout: None,
             stream_timeout: None,
             num_retries: None,
+            no_fallbacks: false,
         }
     }
 }

@@ -105,6 +105,11 @@ fn answer_headers(h: &mut HeaderMap, meta: &AnswerMeta, ctx: &RequestContext) {
         &format!("{:.3}", (total_ms - meta.upstream_ms).max(0.0)),
     );
     put(h, "x-litellm-attempted-retries", &meta.retries.to_string());
+    put(
+        h,
+        "x-litellm-attempted-fallbacks",
+        &meta.fallbacks.to_string(),
+    );
     put(h, "x-litellm-version", VERSION);
 }
 

@@ -20,6 +20,11 @@ pub(crate) const LITELLM_IMPL: &[&str] = &[
     "request_timeout",
     "json_logs",
     "set_verbose",
+    "fallbacks",
+    "context_window_fallbacks",
+    "content_policy_fallbacks",
+    "default_fallbacks",
+    "max_fallbacks",
 ];
 
 pub(crate) const GENERAL_IMPL: &[&str] = &["master_key", "max_request_size_mb"];
@@ -31,6 +36,11 @@ pub(crate) const ROUTER_IMPL: &[&str] = &[
     "timeout",
     "stream_timeout",
     "retry_after",
+    "fallbacks",
+    "context_window_fallbacks",
+    "content_policy_fallbacks",
+    "default_fallbacks",
+    "max_fallbacks",
 ];
 
 /// `litellm_params` keys the gateway acts on.

@@ -27,6 +27,8 @@ pub struct Config {
     pub litellm: LitellmSettings,
     pub general: GeneralSettings,
     pub router: RouterSettings,
+    /// Fallback lists from litellm_settings and router_settings (router wins).
+    pub fallbacks: crate::router::fallbacks::Fallbacks,
     /// Paths of keys present in the file that this version does not act on.
     pub not_implemented: Vec<String>,
     /// Non-fatal findings (optional `os.environ/` variables that are unset, …).

@@ -10,6 +10,7 @@ use serde_json::{Map, Value};
 use super::keys::{check_section, GENERAL_IMPL, LITELLM_IMPL, ROUTER_IMPL};
 use super::values::{as_bool, as_f64, as_secs, as_string, as_u32, kind};
 use super::ConfigIssue;
+use crate::router::fallbacks::Fallbacks;
 
 #[derive(Debug, Clone, Default)]
 pub struct LitellmSettings {
@@ -206,5 +207,115 @@ pub(crate) fn parse_router(
         timeout: field(m, S, "timeout", as_secs, issues),
         stream_timeout: field(m, S, "stream_timeout", as_secs, issues),
         retry_after: field(m, S, "retry_after", non_negative_secs, issues),
+    }
+}
+
+/// `fallbacks: [{"group": ["a", "b"]}]` (or a mapping), and the same shape for
+/// `context_window_fallbacks` / `content_policy_fallbacks`.
+fn group_lists(
+    m: &Map<String, Value>,
+    section: &str,
+    key: &str,
+    issues: &mut Vec<ConfigIssue>,
+) -> BTreeMap<String, Vec<String>> {
+    let mut out = BTreeMap::new();
+    let path = format!("{section}.{key}");
+    let mut add = |group: &str, v: &Value, issues: &mut Vec<ConfigIssue>| match v {
+        Value::Array(items) if items.iter().all(Value::is_string) => {
+            out.insert(
+                group.to_owned(),
+                items
+                    .iter()
+                    .filter_map(|i| i.as_str().map(str::to_owned))
+                    .collect(),
+            );
+        }
+        Value::String(s) => {
+            out.insert(group.to_owned(), vec![s.clone()]);
+        }
+        _ => issues.push(ConfigIssue {
+            path: format!("{path}.{group}"),
+            message: "expected a list of model group names".into(),
+        }),
+    };
+    match m.get(key) {
+        None | Some(Value::Null) => {}
+        Some(Value::Array(entries)) => {
+            for (i, e) in entries.iter().enumerate() {
+                match e {
+                    Value::Object(o) => {
+                        for (g, v) in o {
+                            add(g, v, issues);
+                        }
+                    }
+                    _ => issues.push(ConfigIssue {
+                        path: format!("{path}[{i}]"),
+                        message: "expected {\"<model group>\": [\"<fallback>\", ...]}".into(),
+                    }),
+                }
+            }
+        }
+        Some(Value::Object(o)) => {
+            for (g, v) in o {
+                add(g, v, issues);
+            }
+        }
+        Some(other) => issues.push(ConfigIssue {
+            path,
+            message: format!("expected a list of mappings, got {}", kind(other)),
+        }),
+    }
+    out
+}
+
+/// The fallback settings of one section.
+pub(crate) fn parse_fallbacks(
+    m: &Map<String, Value>,
+    section: &str,
+    issues: &mut Vec<ConfigIssue>,
+) -> Fallbacks {
+    let default = match m.get("default_fallbacks") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(a)) if a.iter().all(Value::is_string) => a
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect(),
+        Some(Value::String(s)) => vec![s.clone()],
+        Some(_) => {
+            issues.push(ConfigIssue {
+                path: format!("{section}.default_fallbacks"),
+                message: "expected a list of model group names".into(),
+            });
+            Vec::new()
+        }
+    };
+    Fallbacks {
+        general: group_lists(m, section, "fallbacks", issues),
+        context_window: group_lists(m, section, "context_window_fallbacks", issues),
+        content_policy: group_lists(m, section, "content_policy_fallbacks", issues),
+        default,
+        max: field(m, section, "max_fallbacks", as_u32, issues).map(|n| n as usize),
+    }
+}
+
+/// `router_settings` wins over `litellm_settings`, list by list.
+pub(crate) fn merge_fallbacks(litellm: Fallbacks, router: Fallbacks) -> Fallbacks {
+    let pick = |a: BTreeMap<String, Vec<String>>, b: BTreeMap<String, Vec<String>>| {
+        if b.is_empty() {
+            a
+        } else {
+            b
+        }
+    };
+    Fallbacks {
+        general: pick(litellm.general, router.general),
+        context_window: pick(litellm.context_window, router.context_window),
+        content_policy: pick(litellm.content_policy, router.content_policy),
+        default: if router.default.is_empty() {
+            litellm.default
+        } else {
+            router.default
+        },
+        max: router.max.or(litellm.max),
     }
 }

@@ -412,3 +412,20 @@ fn bedrock_deployments_sign_in_their_region_or_are_refused_without_credentials()
         none.not_implemented
     );
 }
+
+#[test]
+fn fallbacks_from_both_sections_router_winning() {
+    let cfg = load(
+        "litellm_settings:\n  fallbacks: [{\"a\": [\"b\"]}, {\"c\": [\"d\", \"e\"]}]\n  default_fallbacks: [\"z\"]\n  max_fallbacks: 3\nrouter_settings:\n  context_window_fallbacks: {\"a\": [\"long\"]}\n  max_fallbacks: 2\n",
+        &[],
+    )
+    .unwrap();
+    let f = &cfg.fallbacks;
+    assert_eq!(f.general["c"], ["d", "e"]);
+    assert_eq!(f.context_window["a"], ["long"]);
+    assert_eq!(f.default, ["z"]);
+    assert_eq!(f.max, Some(2));
+    assert!(cfg.not_implemented.is_empty(), "{:?}", cfg.not_implemented);
+    let e = load("litellm_settings:\n  fallbacks: [\"a\"]\n", &[]).unwrap_err();
+    assert_eq!(paths(&e), vec!["litellm_settings.fallbacks[0]"]);
+}

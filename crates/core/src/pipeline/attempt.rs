@@ -74,17 +74,22 @@ fn with_retries(e: GatewayError, n: u32) -> GatewayError {
     }
 }
 
-pub(super) async fn run<E: EndpointOp>(
+/// Try one model group: its deployments, with retries. `display` is the
+/// name answers report as `model` (the one the client asked for, also when
+/// this group is a fallback).
+pub(super) async fn run_group<E: EndpointOp>(
     gw: &Gateway,
     ctx: &RequestContext,
     op: &E,
     controls: &Controls,
-    requested: &str,
+    group: &str,
+    display: &str,
 ) -> Result<Outcome<E::Response>, GatewayError> {
-    let resolved = gw
+    let mut resolved = gw
         .router
-        .resolve(requested)
-        .ok_or_else(|| unknown_model(requested))?;
+        .resolve(group)
+        .ok_or_else(|| unknown_model(group))?;
+    resolved.requested = display;
     let budget = ctx
         .num_retries
         .or(controls.num_retries)

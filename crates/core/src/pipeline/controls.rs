@@ -53,6 +53,8 @@ pub struct Controls {
     /// `allowed_openai_params`: send these even where the provider is not
     /// known to take them.
     pub allowed_openai_params: Vec<String>,
+    /// `fallbacks` in the body: model groups to try after the requested one.
+    pub fallbacks: Option<Vec<String>>,
 }
 
 impl Controls {
@@ -88,6 +90,25 @@ impl Controls {
                 .iter()
                 .filter_map(|p| p.as_str().map(str::to_owned))
                 .collect();
+        }
+        if let Some(v) = extra.get("fallbacks").filter(|v| !v.is_null()) {
+            let list = v
+                .as_array()
+                .ok_or_else(|| bad("fallbacks", "fallbacks must be a list of model names"))?;
+            let names: Option<Vec<String>> = list
+                .iter()
+                .map(|f| match f {
+                    Value::String(s) => Some(s.clone()),
+                    Value::Object(o) => o.get("model").and_then(Value::as_str).map(str::to_owned),
+                    _ => None,
+                })
+                .collect();
+            c.fallbacks = Some(names.ok_or_else(|| {
+                bad(
+                    "fallbacks",
+                    "fallbacks must be model names or {\"model\": ...} objects",
+                )
+            })?);
         }
         if let Some(v) = extra.get("timeout").filter(|v| !v.is_null()) {
             let secs = match v {

@@ -13,6 +13,7 @@
 
 mod attempt;
 mod controls;
+mod fallback;
 mod ops;
 mod raw;
 mod stream;
@@ -49,6 +50,8 @@ pub struct AnswerMeta {
     /// `provider/model` as sent upstream.
     pub upstream_model: String,
     pub retries: u32,
+    /// Fallback groups tried before the one that answered.
+    pub fallbacks: u32,
     /// Time spent waiting on upstreams, for the overhead header.
     pub upstream_ms: f64,
 }
@@ -66,7 +69,7 @@ pub async fn chat(
     let controls = Controls::take(&mut req.extra)?;
     let requested = std::mem::take(&mut req.model);
     let op = ops::ChatOp { req };
-    attempt::run(gw, ctx, &op, &controls, &requested).await
+    fallback::run(gw, ctx, &op, &controls, &requested).await
 }
 
 pub async fn completion(
@@ -77,7 +80,7 @@ pub async fn completion(
     let controls = Controls::take(&mut req.extra)?;
     let requested = std::mem::take(&mut req.model);
     let op = ops::CompletionOp { req };
-    attempt::run(gw, ctx, &op, &controls, &requested).await
+    fallback::run(gw, ctx, &op, &controls, &requested).await
 }
 
 pub async fn embedding(
@@ -88,5 +91,5 @@ pub async fn embedding(
     let controls = Controls::take(&mut req.extra)?;
     let requested = std::mem::take(&mut req.model);
     let op = ops::EmbeddingOp { req };
-    attempt::run(gw, ctx, &op, &controls, &requested).await
+    fallback::run(gw, ctx, &op, &controls, &requested).await
 }

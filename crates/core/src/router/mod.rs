@@ -179,5 +179,7 @@ pub fn pick(
     tiered.last().copied()
 }
 
+pub mod fallbacks;
+
 #[cfg(test)]
 mod tests;

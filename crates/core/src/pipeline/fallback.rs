@@ -1,0 +1,47 @@
+//! After the requested group has failed: the fallback groups, in order.
+
+use super::attempt::run_group;
+use super::controls::Controls;
+use super::ops::EndpointOp;
+use super::Outcome;
+use crate::router::fallbacks::{may_fall_back, plan};
+use crate::{Gateway, GatewayError, RequestContext};
+
+pub(super) async fn run<E: EndpointOp>(
+    gw: &Gateway,
+    ctx: &RequestContext,
+    op: &E,
+    controls: &Controls,
+    requested: &str,
+) -> Result<Outcome<E::Response>, GatewayError> {
+    let first = match run_group(gw, ctx, op, controls, requested, requested).await {
+        Ok(o) => return Ok(o),
+        Err(e) => e,
+    };
+    if ctx.no_fallbacks || !may_fall_back(&first) {
+        return Err(first);
+    }
+    let group = gw
+        .router
+        .resolve(requested)
+        .map(|r| r.group.to_owned())
+        .unwrap_or_else(|| requested.to_owned());
+    let groups = plan(
+        &gw.config.fallbacks,
+        &group,
+        &first,
+        controls.fallbacks.as_deref(),
+    );
+    let mut last = first;
+    for (n, fallback) in groups.iter().enumerate() {
+        tracing::debug!(from = %group, to = %fallback, error = last.label(), "falling back");
+        match run_group(gw, ctx, op, controls, fallback, requested).await {
+            Ok(mut o) => {
+                o.meta.fallbacks = n as u32 + 1;
+                return Ok(o);
+            }
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
+}
