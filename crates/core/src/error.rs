@@ -58,6 +58,12 @@ pub enum GatewayError {
         model: String,
         params: Vec<String>,
     },
+    /// Every deployment of the group is cooling down.
+    #[error("No deployments available for selected model, Try again in {} seconds. Passed model={group}.", retry_after.as_secs().max(1))]
+    NoDeployments {
+        group: String,
+        retry_after: Duration,
+    },
     /// The upstream answered 2xx with a body we cannot read.
     #[error("{0}")]
     BadUpstreamResponse(String),
@@ -92,6 +98,7 @@ impl GatewayError {
             GatewayError::Timeout { .. } => 408,
             GatewayError::Connect { .. } => 502,
             GatewayError::UnsupportedParams { .. } => 400,
+            GatewayError::NoDeployments { .. } => 429,
             GatewayError::BadUpstreamResponse(_) => 502,
             GatewayError::Internal(_) => 500,
         }
@@ -158,6 +165,14 @@ impl GatewayError {
         }
     }
 
+    /// How long the client should wait before trying again, when known.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            GatewayError::NoDeployments { retry_after, .. } => Some(*retry_after),
+            _ => None,
+        }
+    }
+
     /// Number of retries made before this error, for `x-litellm-attempted-retries`.
     pub fn retries(&self) -> u32 {
         match self {
@@ -182,6 +197,7 @@ impl GatewayError {
             GatewayError::Connect { .. } => "connect_error",
             GatewayError::BadUpstreamResponse(_) => "bad_upstream_response",
             GatewayError::UnsupportedParams { .. } => "unsupported_params",
+            GatewayError::NoDeployments { .. } => "no_deployments",
             GatewayError::Internal(_) => "internal",
         }
     }

@@ -24,6 +24,8 @@ pub struct Gateway {
     pub http: reqwest::Client,
     /// Google OAuth tokens for Vertex AI deployments.
     pub gcp_tokens: crate::upstream::gcp::TokenCache,
+    /// Cooldowns.
+    pub health: crate::router::health::Health,
 }
 
 impl Gateway {
@@ -33,6 +35,7 @@ impl Gateway {
             router,
             http: crate::upstream::client()?,
             gcp_tokens: crate::upstream::gcp::TokenCache::new(),
+            health: crate::router::health::Health::new(),
             config,
         })
     }
@@ -56,6 +59,16 @@ impl Gateway {
             .timeout
             .or(self.config.litellm.request_timeout)
             .unwrap_or(DEFAULT_TIMEOUT)
+    }
+
+    pub fn cooldown_policy(&self) -> crate::router::health::CooldownPolicy {
+        let r = &self.config.router;
+        let d = crate::router::health::CooldownPolicy::default();
+        crate::router::health::CooldownPolicy {
+            cooldown: r.cooldown_time.unwrap_or(d.cooldown),
+            allowed_fails: r.allowed_fails.unwrap_or(d.allowed_fails),
+            disabled: r.disable_cooldowns,
+        }
     }
 
     pub fn max_request_bytes(&self) -> usize {

@@ -66,6 +66,9 @@ pub fn error_response(e: &GatewayError, ctx: Option<&RequestContext>) -> Respons
         put(h, "x-litellm-call-id", &ctx.call_id);
     }
     put(h, "x-litellm-version", VERSION);
+    if let Some(wait) = e.retry_after() {
+        put(h, "retry-after", &wait.as_secs().max(1).to_string());
+    }
     if e.retries() > 0
         || matches!(
             e,

@@ -44,6 +44,9 @@ pub struct RouterSettings {
     pub stream_timeout: Option<Duration>,
     /// Minimum wait before a retry (`retry_after`, seconds).
     pub retry_after: Option<Duration>,
+    pub cooldown_time: Option<Duration>,
+    pub allowed_fails: Option<u32>,
+    pub disable_cooldowns: bool,
 }
 
 /// Read one key with a converter, recording a problem under its path.
@@ -207,6 +210,9 @@ pub(crate) fn parse_router(
         timeout: field(m, S, "timeout", as_secs, issues),
         stream_timeout: field(m, S, "stream_timeout", as_secs, issues),
         retry_after: field(m, S, "retry_after", non_negative_secs, issues),
+        cooldown_time: field(m, S, "cooldown_time", non_negative_secs, issues),
+        allowed_fails: field(m, S, "allowed_fails", as_u32, issues),
+        disable_cooldowns: field(m, S, "disable_cooldowns", as_bool, issues).unwrap_or(false),
     }
 }
 

@@ -13,6 +13,7 @@ use super::raw;
 use super::stream::{SseRelay, Step};
 use super::{Answer, AnswerMeta, Outcome};
 use crate::gateway::MAX_RETRY_AFTER;
+use crate::router::health::Observed;
 use crate::router::{pick, Deployment, Resolved};
 use crate::upstream::{self, TransportError};
 use crate::{Gateway, GatewayError, RequestContext};
@@ -100,29 +101,44 @@ pub(super) async fn run_group<E: EndpointOp>(
     let mut retries = 0u32;
     let mut upstream_ms = 0.0;
     let mut last: Option<GatewayError> = None;
+    let policy = gw.cooldown_policy();
+    let may_cool = n > 1 || has_fallbacks(gw, resolved.group);
     loop {
-        let exhausted: Vec<bool> = (0..n)
+        let now = tokio::time::Instant::now();
+        let cooling: Vec<Option<tokio::time::Instant>> = resolved
+            .deployments
+            .iter()
+            .map(|d| gw.health.cooling_until(&d.id, now))
+            .collect();
+        let out: Vec<bool> = (0..n)
             .map(|i| {
-                resolved.deployments[i]
-                    .max_retries
-                    .is_some_and(|m| tries[i] > m)
+                cooling[i].is_some()
+                    || resolved.deployments[i]
+                        .max_retries
+                        .is_some_and(|m| tries[i] > m)
             })
             .collect();
-        let fresh_left = (0..n).any(|i| !failed[i] && !exhausted[i]);
+        let fresh_left = (0..n).any(|i| !failed[i] && !out[i]);
         let chosen = pick(
             resolved.deployments,
-            |i| !exhausted[i] && (!fresh_left || !failed[i]),
+            |i| !out[i] && (!fresh_left || !failed[i]),
             fastrand::f64(),
         );
         let Some((i, d)) = chosen else {
-            // Every deployment used up its own max_retries before the budget ran out.
-            let e = last.unwrap_or_else(|| {
-                GatewayError::Internal(format!(
-                    "model group '{}' has no deployment",
-                    resolved.group
-                ))
+            if let Some(e) = last {
+                // Every deployment used up its max_retries or went cold before the budget ran out.
+                return Err(with_retries(e, retries.saturating_sub(1)));
+            }
+            let wait = cooling
+                .iter()
+                .flatten()
+                .min()
+                .map(|u| u.duration_since(now))
+                .unwrap_or(policy.cooldown);
+            return Err(GatewayError::NoDeployments {
+                group: resolved.group.to_owned(),
+                retry_after: wait,
             });
-            return Err(with_retries(e, retries.saturating_sub(1)));
         };
         tries[i] += 1;
         let started = Instant::now();
@@ -130,18 +146,28 @@ pub(super) async fn run_group<E: EndpointOp>(
         upstream_ms += started.elapsed().as_secs_f64() * 1000.0;
         match result {
             Ok((answer, mut meta)) => {
+                gw.health.record_success(&d.id);
                 meta.retries = retries;
                 meta.upstream_ms = upstream_ms;
                 return Ok(Outcome { answer, meta });
             }
             Err(f) => {
                 failed[i] = true;
+                if let Some(seen) = observed(&f) {
+                    gw.health.record_failure(
+                        &d.id,
+                        seen,
+                        &policy,
+                        may_cool,
+                        tokio::time::Instant::now(),
+                    );
+                }
                 tracing::debug!(group = resolved.group, deployment = %d.id, error = f.error.label(), retryable = f.retryable, "attempt failed");
                 if !f.retryable || retries >= budget {
                     return Err(with_retries(f.error, retries));
                 }
                 retries += 1;
-                let same_next = (0..n).all(|j| j == i || failed[j] || exhausted[j]);
+                let same_next = (0..n).all(|j| j == i || failed[j] || out[j]);
                 let mut wait = gw.config.router.retry_after.unwrap_or(Duration::ZERO);
                 if same_next {
                     if let Some(ra) = f.retry_after {
@@ -155,6 +181,33 @@ pub(super) async fn run_group<E: EndpointOp>(
             }
         }
     }
+}
+
+/// Whether a failure tells something about the deployment's health.
+fn observed(f: &Failure) -> Option<Observed> {
+    match &f.error {
+        GatewayError::Upstream { error, .. } => match error.status {
+            429 | 401 | 404 | 408 => Some(Observed::Immediate {
+                retry_after: f.retry_after,
+            }),
+            s if s >= 500 => Some(Observed::Failure),
+            _ => None,
+        },
+        GatewayError::Timeout { .. } => Some(Observed::Immediate { retry_after: None }),
+        GatewayError::Connect { .. } | GatewayError::BadUpstreamResponse(_) => {
+            Some(Observed::Failure)
+        }
+        _ => None,
+    }
+}
+
+/// A group with somewhere to fall back to may have its only deployment cooled down.
+fn has_fallbacks(gw: &Gateway, group: &str) -> bool {
+    let f = &gw.config.fallbacks;
+    f.general.contains_key(group)
+        || f.context_window.contains_key(group)
+        || f.content_policy.contains_key(group)
+        || !f.default.is_empty()
 }
 
 /// The request parameters to remove before calling this deployment: those

@@ -180,6 +180,7 @@ pub fn pick(
 }
 
 pub mod fallbacks;
+pub mod health;
 
 #[cfg(test)]
 mod tests;

@@ -1,0 +1,226 @@
+//! Deployment health: cooldowns after failures, as LiteLLM applies them.
+//!
+//! A deployment cools down — is skipped by routing — for `cooldown_time`
+//! (or the upstream's `Retry-After`) right after a 429, 401, 404 or 408, or
+//! once it has failed more than `allowed_fails` times in the current minute.
+//! A group with a single deployment is never cooled down unless it has
+//! fallbacks: there would be nothing else to send the request to.
+//! State is in memory, per instance (shared state through Redis comes with
+//! the router issue).
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+/// LiteLLM's defaults.
+pub const DEFAULT_COOLDOWN: Duration = Duration::from_secs(5);
+pub const DEFAULT_ALLOWED_FAILS: u32 = 3;
+const WINDOW: Duration = Duration::from_secs(60);
+
+#[derive(Debug, Clone, Copy)]
+pub struct CooldownPolicy {
+    pub cooldown: Duration,
+    pub allowed_fails: u32,
+    pub disabled: bool,
+}
+
+impl Default for CooldownPolicy {
+    fn default() -> Self {
+        Self {
+            cooldown: DEFAULT_COOLDOWN,
+            allowed_fails: DEFAULT_ALLOWED_FAILS,
+            disabled: false,
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct State {
+    until: Option<Instant>,
+    failures: VecDeque<Instant>,
+}
+
+/// What happened on one attempt, as far as health is concerned.
+#[derive(Debug, Clone, Copy)]
+pub enum Observed {
+    /// 429/401/404/408: cool down at once (for `retry_after` when given).
+    Immediate { retry_after: Option<Duration> },
+    /// Any other upstream failure: counts toward `allowed_fails`.
+    Failure,
+}
+
+#[derive(Debug, Default)]
+pub struct Health {
+    states: Mutex<HashMap<String, State>>,
+}
+
+impl Health {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, State>> {
+        self.states.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Until when `id` is cooling down, if it is.
+    pub fn cooling_until(&self, id: &str, now: Instant) -> Option<Instant> {
+        self.lock()
+            .get(id)
+            .and_then(|s| s.until)
+            .filter(|u| *u > now)
+    }
+
+    /// Record a failure of deployment `id`. `may_cool` is false for a
+    /// group's only deployment without fallbacks.
+    pub fn record_failure(
+        &self,
+        id: &str,
+        seen: Observed,
+        policy: &CooldownPolicy,
+        may_cool: bool,
+        now: Instant,
+    ) {
+        if policy.disabled || !may_cool {
+            return;
+        }
+        let mut states = self.lock();
+        let s = states.entry(id.to_owned()).or_default();
+        while s
+            .failures
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= WINDOW)
+        {
+            s.failures.pop_front();
+        }
+        s.failures.push_back(now);
+        let cool_for = match seen {
+            Observed::Immediate { retry_after } => Some(retry_after.unwrap_or(policy.cooldown)),
+            Observed::Failure if s.failures.len() as u32 > policy.allowed_fails => {
+                Some(policy.cooldown)
+            }
+            Observed::Failure => None,
+        };
+        if let Some(d) = cool_for {
+            let until = now + d;
+            s.until = Some(s.until.map_or(until, |u| u.max(until)));
+            tracing::info!(
+                deployment = id,
+                seconds = d.as_secs_f64(),
+                "deployment cooling down"
+            );
+        }
+    }
+
+    /// A success clears the failure count (not a running cooldown).
+    pub fn record_success(&self, id: &str) {
+        let mut states = self.lock();
+        if let Some(s) = states.get_mut(id) {
+            s.failures.clear();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const P: CooldownPolicy = CooldownPolicy {
+        cooldown: Duration::from_secs(5),
+        allowed_fails: 3,
+        disabled: false,
+    };
+
+    #[tokio::test(start_paused = true)]
+    async fn rate_limits_cool_down_at_once_for_retry_after_or_cooldown_time() {
+        let h = Health::new();
+        let now = Instant::now();
+        h.record_failure(
+            "a",
+            Observed::Immediate { retry_after: None },
+            &P,
+            true,
+            now,
+        );
+        assert_eq!(
+            h.cooling_until("a", now),
+            Some(now + Duration::from_secs(5))
+        );
+        h.record_failure(
+            "b",
+            Observed::Immediate {
+                retry_after: Some(Duration::from_secs(30)),
+            },
+            &P,
+            true,
+            now,
+        );
+        assert_eq!(
+            h.cooling_until("b", now),
+            Some(now + Duration::from_secs(30))
+        );
+        tokio::time::advance(Duration::from_secs(6)).await;
+        assert_eq!(h.cooling_until("a", Instant::now()), None, "cooldown over");
+        assert!(h.cooling_until("b", Instant::now()).is_some());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn other_failures_cool_down_past_allowed_fails_in_a_minute() {
+        let h = Health::new();
+        for _ in 0..3 {
+            h.record_failure("a", Observed::Failure, &P, true, Instant::now());
+        }
+        assert_eq!(
+            h.cooling_until("a", Instant::now()),
+            None,
+            "3 fails are allowed"
+        );
+        tokio::time::advance(Duration::from_secs(61)).await;
+        h.record_failure("a", Observed::Failure, &P, true, Instant::now());
+        assert_eq!(
+            h.cooling_until("a", Instant::now()),
+            None,
+            "old failures left the window"
+        );
+        for _ in 0..3 {
+            h.record_failure("a", Observed::Failure, &P, true, Instant::now());
+        }
+        assert!(
+            h.cooling_until("a", Instant::now()).is_some(),
+            "the 4th failure within a minute cools it down"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn successes_reset_the_count_and_single_deployments_never_cool() {
+        let h = Health::new();
+        for _ in 0..3 {
+            h.record_failure("a", Observed::Failure, &P, true, Instant::now());
+        }
+        h.record_success("a");
+        h.record_failure("a", Observed::Failure, &P, true, Instant::now());
+        assert_eq!(h.cooling_until("a", Instant::now()), None);
+        h.record_failure(
+            "solo",
+            Observed::Immediate { retry_after: None },
+            &P,
+            false,
+            Instant::now(),
+        );
+        assert_eq!(h.cooling_until("solo", Instant::now()), None);
+        let off = CooldownPolicy {
+            disabled: true,
+            ..P
+        };
+        h.record_failure(
+            "x",
+            Observed::Immediate { retry_after: None },
+            &off,
+            true,
+            Instant::now(),
+        );
+        assert_eq!(h.cooling_until("x", Instant::now()), None);
+    }
+}
