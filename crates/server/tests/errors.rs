@@ -311,3 +311,39 @@ async fn unknown_routes_are_404_in_openai_shape_and_bad_headers_are_400() {
         .unwrap();
     assert_eq!(r.status(), 400);
 }
+
+#[tokio::test]
+async fn retry_policy_sets_retries_per_kind_of_failure() {
+    let up = MockOpenAi::start().await;
+    up.script((0..10).map(|_| Reply::error(429, "slow down")));
+    let yaml = format!(
+        "{}router_settings:\n  num_retries: 0\n  retry_policy: {{\"RateLimitErrorRetries\": 2, \"BadRequestErrorRetries\": 1}}\n",
+        one_model("m", &up.base_url())
+    );
+    let gw = TestGateway::start(&yaml).await;
+    let (s, h, _) = gw
+        .call("/v1/chat/completions", json!({"model":"m","messages":[]}))
+        .await;
+    assert_eq!(
+        (s, up.call_count()),
+        (429, 3),
+        "rate limits get 2 retries despite num_retries: 0"
+    );
+    assert_eq!(h["x-litellm-attempted-retries"], "2");
+
+    let up2 = MockOpenAi::start().await;
+    up2.script((0..10).map(|_| Reply::error(400, "bad")));
+    let yaml = format!(
+        "{}router_settings:\n  model_group_retry_policy: {{\"m\": {{\"BadRequestErrorRetries\": 1}}}}\n",
+        one_model("m", &up2.base_url())
+    );
+    let gw2 = TestGateway::start(&yaml).await;
+    let (s, _, _) = gw2
+        .call("/v1/chat/completions", json!({"model":"m","messages":[]}))
+        .await;
+    assert_eq!(
+        (s, up2.call_count()),
+        (400, 2),
+        "a group policy can make a 400 retryable"
+    );
+}

@@ -36,6 +36,8 @@ pub(crate) const ROUTER_IMPL: &[&str] = &[
     "timeout",
     "stream_timeout",
     "retry_after",
+    "retry_policy",
+    "model_group_retry_policy",
     "cooldown_time",
     "allowed_fails",
     "disable_cooldowns",

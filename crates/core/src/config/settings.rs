@@ -44,6 +44,8 @@ pub struct RouterSettings {
     pub stream_timeout: Option<Duration>,
     /// Minimum wait before a retry (`retry_after`, seconds).
     pub retry_after: Option<Duration>,
+    pub retry_policy: crate::router::retry_policy::RetryPolicy,
+    pub model_group_retry_policy: BTreeMap<String, crate::router::retry_policy::RetryPolicy>,
     pub cooldown_time: Option<Duration>,
     pub allowed_fails: Option<u32>,
     pub disable_cooldowns: bool,
@@ -210,6 +212,29 @@ pub(crate) fn parse_router(
         timeout: field(m, S, "timeout", as_secs, issues),
         stream_timeout: field(m, S, "stream_timeout", as_secs, issues),
         retry_after: field(m, S, "retry_after", non_negative_secs, issues),
+        retry_policy: m
+            .get("retry_policy")
+            .map(|v| retry_policy(v, &format!("{S}.retry_policy"), issues))
+            .unwrap_or_default(),
+        model_group_retry_policy: match m.get("model_group_retry_policy") {
+            None | Some(Value::Null) => BTreeMap::new(),
+            Some(Value::Object(groups)) => groups
+                .iter()
+                .map(|(g, v)| {
+                    (
+                        g.clone(),
+                        retry_policy(v, &format!("{S}.model_group_retry_policy.{g}"), issues),
+                    )
+                })
+                .collect(),
+            Some(other) => {
+                issues.push(ConfigIssue {
+                    path: format!("{S}.model_group_retry_policy"),
+                    message: format!("expected a mapping, got {}", kind(other)),
+                });
+                BTreeMap::new()
+            }
+        },
         cooldown_time: field(m, S, "cooldown_time", non_negative_secs, issues),
         allowed_fails: field(m, S, "allowed_fails", as_u32, issues),
         disable_cooldowns: field(m, S, "disable_cooldowns", as_bool, issues).unwrap_or(false),
@@ -324,4 +349,45 @@ pub(crate) fn merge_fallbacks(litellm: Fallbacks, router: Fallbacks) -> Fallback
         },
         max: router.max.or(litellm.max),
     }
+}
+
+/// A `retry_policy` mapping: LiteLLM's keys to retry counts.
+fn retry_policy(
+    v: &Value,
+    path: &str,
+    issues: &mut Vec<ConfigIssue>,
+) -> crate::router::retry_policy::RetryPolicy {
+    use crate::router::retry_policy::KEYS;
+    let mut out = BTreeMap::new();
+    let Value::Object(m) = v else {
+        if !v.is_null() {
+            issues.push(ConfigIssue {
+                path: path.into(),
+                message: format!("expected a mapping, got {}", kind(v)),
+            });
+        }
+        return out;
+    };
+    for (k, n) in m {
+        if !KEYS.contains(&k.as_str()) {
+            issues.push(ConfigIssue {
+                path: format!("{path}.{k}"),
+                message: format!(
+                    "unknown retry policy key; expected one of {}",
+                    KEYS.join(", ")
+                ),
+            });
+            continue;
+        }
+        match as_u32(n) {
+            Ok(n) => {
+                out.insert(k.clone(), n);
+            }
+            Err(message) => issues.push(ConfigIssue {
+                path: format!("{path}.{k}"),
+                message,
+            }),
+        }
+    }
+    out
 }

@@ -14,6 +14,7 @@ use super::stream::{SseRelay, Step};
 use super::{Answer, AnswerMeta, Outcome};
 use crate::gateway::MAX_RETRY_AFTER;
 use crate::router::health::Observed;
+use crate::router::retry_policy;
 use crate::router::{pick, Deployment, Resolved};
 use crate::upstream::{self, TransportError};
 use crate::{Gateway, GatewayError, RequestContext};
@@ -163,7 +164,22 @@ pub(super) async fn run_group<E: EndpointOp>(
                     );
                 }
                 tracing::debug!(group = resolved.group, deployment = %d.id, error = f.error.label(), retryable = f.retryable, "attempt failed");
-                if !f.retryable || retries >= budget {
+                let policy_retries = retry_policy::retries_for(
+                    &gw.config.router.retry_policy,
+                    gw.config
+                        .router
+                        .model_group_retry_policy
+                        .get(resolved.group),
+                    &f.error,
+                );
+                // A retry policy entry for this kind of failure overrides
+                // num_retries, and may make a normally final error retryable.
+                let allowed = match policy_retries {
+                    Some(n) => n,
+                    None if f.retryable => budget,
+                    None => 0,
+                };
+                if retries >= allowed {
                     return Err(with_retries(f.error, retries));
                 }
                 retries += 1;

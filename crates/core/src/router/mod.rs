@@ -181,6 +181,7 @@ pub fn pick(
 
 pub mod fallbacks;
 pub mod health;
+pub mod retry_policy;
 
 #[cfg(test)]
 mod tests;
