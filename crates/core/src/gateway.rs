@@ -26,6 +26,9 @@ pub struct Gateway {
     pub gcp_tokens: crate::upstream::gcp::TokenCache,
     /// Cooldowns.
     pub health: crate::router::health::Health,
+    /// Live per-deployment usage (in flight, this minute's requests and tokens, latency).
+    pub usage: std::sync::Arc<crate::router::usage::Usage>,
+    pub strategy: crate::router::strategy::Strategy,
 }
 
 impl Gateway {
@@ -36,6 +39,11 @@ impl Gateway {
             http: crate::upstream::client()?,
             gcp_tokens: crate::upstream::gcp::TokenCache::new(),
             health: crate::router::health::Health::new(),
+            usage: crate::router::usage::Usage::new(),
+            strategy: crate::router::strategy::Strategy::from_name(
+                config.router.routing_strategy.as_deref(),
+                config.router.lowest_latency_buffer,
+            ),
             config,
         })
     }

@@ -48,6 +48,8 @@ pub struct DeploymentConfig {
     pub tpm: Option<f64>,
     pub weight: Option<f64>,
     pub order: Option<u32>,
+    /// Most requests in flight at once to this deployment.
+    pub max_parallel_requests: Option<u32>,
     pub mock_response: Option<String>,
     /// `drop_params` for this deployment (`None`: the global setting).
     pub drop_params: Option<bool>,
@@ -385,6 +387,7 @@ pub(crate) fn parse_deployment(
     let tpm = num("tpm", issues);
     let weight = num("weight", issues);
     let order = int("order", issues);
+    let max_parallel_requests = int("max_parallel_requests", issues);
 
     let mut headers = Vec::new();
     for k in ["extra_headers", "headers"] {
@@ -601,6 +604,7 @@ pub(crate) fn parse_deployment(
         tpm,
         weight,
         order,
+        max_parallel_requests,
         mock_response,
         defaults: (!defaults.is_empty()).then_some(defaults),
         model_info,

@@ -38,6 +38,9 @@ pub(crate) const ROUTER_IMPL: &[&str] = &[
     "retry_after",
     "retry_policy",
     "model_group_retry_policy",
+    "routing_strategy_args",
+    "enable_pre_call_checks",
+    "default_max_parallel_requests",
     "cooldown_time",
     "allowed_fails",
     "disable_cooldowns",
@@ -76,6 +79,7 @@ pub(crate) const PARAMS_IMPL: &[&str] = &[
     "aws_bedrock_runtime_endpoint",
     "drop_params",
     "additional_drop_params",
+    "max_parallel_requests",
 ];
 
 /// `litellm_params` keys that configure LiteLLM itself rather than the model

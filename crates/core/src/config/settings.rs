@@ -46,6 +46,13 @@ pub struct RouterSettings {
     pub retry_after: Option<Duration>,
     pub retry_policy: crate::router::retry_policy::RetryPolicy,
     pub model_group_retry_policy: BTreeMap<String, crate::router::retry_policy::RetryPolicy>,
+    /// `routing_strategy_args.lowest_latency_buffer`.
+    pub lowest_latency_buffer: f64,
+    /// Check deployment `rpm`/`tpm` before calling (`enable_pre_call_checks`,
+    /// or `optional_pre_call_checks: [enforce_model_rate_limits]`).
+    pub enforce_rate_limits: bool,
+    /// `default_max_parallel_requests`: for deployments without their own.
+    pub default_max_parallel_requests: Option<u32>,
     pub cooldown_time: Option<Duration>,
     pub allowed_fails: Option<u32>,
     pub disable_cooldowns: bool,
@@ -149,7 +156,7 @@ pub(crate) fn parse_router(
                     KNOWN.join(", ")
                 ),
             });
-        } else if s != "simple-shuffle" {
+        } else if s == "lar1" || s == "provider-budget-routing" {
             ni.push(format!("{S}.routing_strategy={s} (simple-shuffle is used)"));
         }
     }
@@ -235,6 +242,17 @@ pub(crate) fn parse_router(
                 BTreeMap::new()
             }
         },
+        lowest_latency_buffer: match m.get("routing_strategy_args") {
+            Some(Value::Object(a)) => a
+                .get("lowest_latency_buffer")
+                .and_then(|v| as_f64(v).ok())
+                .unwrap_or(0.0),
+            _ => 0.0,
+        },
+        enforce_rate_limits: field(m, S, "enable_pre_call_checks", as_bool, issues)
+            .unwrap_or(false)
+            || matches!(m.get("optional_pre_call_checks"), Some(Value::Array(a)) if a.iter().any(|c| c.as_str() == Some("enforce_model_rate_limits"))),
+        default_max_parallel_requests: field(m, S, "default_max_parallel_requests", as_u32, issues),
         cooldown_time: field(m, S, "cooldown_time", non_negative_secs, issues),
         allowed_fails: field(m, S, "allowed_fails", as_u32, issues),
         disable_cooldowns: field(m, S, "disable_cooldowns", as_bool, issues).unwrap_or(false),

@@ -15,7 +15,9 @@ use super::{Answer, AnswerMeta, Outcome};
 use crate::gateway::MAX_RETRY_AFTER;
 use crate::router::health::Observed;
 use crate::router::retry_policy;
-use crate::router::{pick, Deployment, Resolved};
+use crate::router::strategy::choose;
+use crate::router::usage::View;
+use crate::router::{Deployment, Resolved};
 use crate::upstream::{self, TransportError};
 use crate::{Gateway, GatewayError, RequestContext};
 
@@ -111,18 +113,29 @@ pub(super) async fn run_group<E: EndpointOp>(
             .iter()
             .map(|d| gw.health.cooling_until(&d.id, now))
             .collect();
+        let views: Vec<View> = resolved
+            .deployments
+            .iter()
+            .map(|d| gw.usage.view(&d.id, now))
+            .collect();
+        let full: Vec<bool> = (0..n)
+            .map(|i| at_limit(gw, &resolved.deployments[i], &views[i]))
+            .collect();
         let out: Vec<bool> = (0..n)
             .map(|i| {
                 cooling[i].is_some()
+                    || full[i]
                     || resolved.deployments[i]
                         .max_retries
                         .is_some_and(|m| tries[i] > m)
             })
             .collect();
         let fresh_left = (0..n).any(|i| !failed[i] && !out[i]);
-        let chosen = pick(
+        let chosen = choose(
+            gw.strategy,
             resolved.deployments,
             |i| !out[i] && (!fresh_left || !failed[i]),
+            &views,
             fastrand::f64(),
         );
         let Some((i, d)) = chosen else {
@@ -130,12 +143,12 @@ pub(super) async fn run_group<E: EndpointOp>(
                 // Every deployment used up its max_retries or went cold before the budget ran out.
                 return Err(with_retries(e, retries.saturating_sub(1)));
             }
-            let wait = cooling
-                .iter()
-                .flatten()
-                .min()
-                .map(|u| u.duration_since(now))
-                .unwrap_or(policy.cooldown);
+            let wait = match cooling.iter().flatten().min() {
+                Some(until) => until.duration_since(now),
+                // Nothing cooling: every deployment is at a limit.
+                None if gw.config.router.enforce_rate_limits => gw.usage.until_next_minute(now),
+                None => Duration::from_secs(1),
+            };
             return Err(GatewayError::NoDeployments {
                 group: resolved.group.to_owned(),
                 retry_after: wait,
@@ -197,6 +210,23 @@ pub(super) async fn run_group<E: EndpointOp>(
             }
         }
     }
+}
+
+/// Whether a deployment is at one of its limits right now: requests in
+/// flight (`max_parallel_requests`, else `default_max_parallel_requests`),
+/// and — with pre-call checks on, as in LiteLLM — this minute's `rpm`/`tpm`.
+fn at_limit(gw: &Gateway, d: &Deployment, v: &View) -> bool {
+    let parallel = d
+        .max_parallel_requests
+        .or(gw.config.router.default_max_parallel_requests);
+    if parallel.is_some_and(|p| v.in_flight >= p) {
+        return true;
+    }
+    gw.config.router.enforce_rate_limits
+        && (d
+            .rpm
+            .is_some_and(|r| f64::from(v.requests_this_minute) >= r)
+            || d.tpm.is_some_and(|t| v.tokens_this_minute as f64 >= t))
 }
 
 /// Whether a failure tells something about the deployment's health.
@@ -372,6 +402,7 @@ async fn attempt<E: EndpointOp>(
         cloud: d.cloud.as_ref(),
         gcp_tokens: Some(&gw.gcp_tokens),
     };
+    let mut inflight = gw.usage.start(&d.id);
     let resp = upstream::send(&gw.http, req, creds, first_byte_timeout)
         .await
         .map_err(|e| transport(e, first_byte_timeout))?;
@@ -413,7 +444,12 @@ async fn attempt<E: EndpointOp>(
             Step::Failed(out, failure) if out.is_empty() => Err(Failure::retry(
                 failure.into_error(group, first_byte_timeout),
             )),
-            first => Ok((Answer::Stream(relay.into_stream(first)), meta)),
+            first => {
+                // Time to first token, for latency-based routing.
+                gw.usage.record_latency(&d.id, started.elapsed());
+                relay.hold(inflight);
+                Ok((Answer::Stream(relay.into_stream(first)), meta))
+            }
         };
     }
 
@@ -426,8 +462,10 @@ async fn attempt<E: EndpointOp>(
             target.provider
         )))
     };
+    gw.usage.record_latency(&d.id, started.elapsed());
     if provider.passthrough() {
         let raw = raw::relabel(body, resolved.requested).map_err(bad)?;
+        inflight.add_tokens(raw.usage.as_ref().map_or(0, |u| u.total_tokens));
         return Ok((Answer::Raw(raw), meta));
     }
     let mut parsed = op.parse(provider, &body, &target).map_err(|e| {
@@ -437,5 +475,6 @@ async fn attempt<E: EndpointOp>(
         )))
     })?;
     op.rename(&mut parsed, resolved.requested);
+    inflight.add_tokens(op.total_tokens(&parsed));
     Ok((Answer::Json(parsed), meta))
 }

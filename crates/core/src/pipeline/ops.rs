@@ -41,6 +41,12 @@ pub(super) trait EndpointOp: Sync + Sized {
         t: &Target,
     ) -> Result<Self::Response, TranslateError>;
 
+    /// Tokens the answer reports using, for `tpm` accounting.
+    fn total_tokens(&self, r: &Self::Response) -> u64 {
+        let _ = r;
+        0
+    }
+
     /// Report `model` as the name the client asked for.
     fn rename(&self, r: &mut Self::Response, model: &str);
 
@@ -91,6 +97,10 @@ impl EndpointOp for ChatOp {
         t: &Target,
     ) -> Result<ChatResponse, TranslateError> {
         p.parse_chat_response(body, t)
+    }
+
+    fn total_tokens(&self, r: &ChatResponse) -> u64 {
+        r.usage.as_ref().map_or(0, |u| u.total_tokens)
     }
 
     fn rename(&self, r: &mut ChatResponse, model: &str) {
@@ -156,6 +166,10 @@ impl EndpointOp for CompletionOp {
         p.parse_completion_response(body, t)
     }
 
+    fn total_tokens(&self, r: &CompletionResponse) -> u64 {
+        r.usage.as_ref().map_or(0, |u| u.total_tokens)
+    }
+
     fn rename(&self, r: &mut CompletionResponse, model: &str) {
         model.clone_into(&mut r.model);
     }
@@ -212,6 +226,10 @@ impl EndpointOp for EmbeddingOp {
         t: &Target,
     ) -> Result<EmbeddingResponse, TranslateError> {
         p.parse_embedding_response(body, t)
+    }
+
+    fn total_tokens(&self, r: &EmbeddingResponse) -> u64 {
+        r.usage.as_ref().map_or(0, |u| u.total_tokens)
     }
 
     fn rename(&self, r: &mut EmbeddingResponse, model: &str) {

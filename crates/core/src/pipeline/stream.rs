@@ -22,6 +22,7 @@ use serde_json::value::RawValue;
 use super::raw::{member_range, span_of, write_edited, Head};
 use super::FrameStream;
 use crate::error::error_body;
+use crate::router::usage::InFlight;
 use crate::upstream::TransportError;
 use crate::GatewayError;
 
@@ -277,6 +278,9 @@ pub(crate) struct SseRelay {
     idle: Duration,
     events: Vec<SseEvent>,
     group: Arc<str>,
+    /// The request's slot at the deployment, released (with the stream's
+    /// tokens) when the stream ends or the client goes away.
+    inflight: Option<InFlight>,
 }
 
 impl SseRelay {
@@ -294,7 +298,13 @@ impl SseRelay {
             idle,
             events: Vec::new(),
             group,
+            inflight: None,
         }
+    }
+
+    /// Keep the request counted as in flight until the stream is over.
+    pub fn hold(&mut self, inflight: InFlight) {
+        self.inflight = Some(inflight);
     }
 
     /// Read until there is something to send, the stream ends, or it fails.
@@ -383,8 +393,11 @@ impl SseRelay {
         .boxed()
     }
 
-    fn finish_log(&self, err: Option<&GatewayError>) {
+    fn finish_log(&mut self, err: Option<&GatewayError>) {
         let usage = self.source.usage();
+        if let (Some(slot), Some(u)) = (self.inflight.as_mut(), usage.as_ref()) {
+            slot.add_tokens(u.total_tokens);
+        }
         match err {
             None => {
                 tracing::debug!(group = %self.group, prompt_tokens = usage.as_ref().map(|u| u.prompt_tokens), completion_tokens = usage.as_ref().map(|u| u.completion_tokens), "stream finished")

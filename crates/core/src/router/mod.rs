@@ -182,6 +182,8 @@ pub fn pick(
 pub mod fallbacks;
 pub mod health;
 pub mod retry_policy;
+pub mod strategy;
+pub mod usage;
 
 #[cfg(test)]
 mod tests;

@@ -1,0 +1,167 @@
+//! Live per-deployment usage: requests in flight, requests and tokens in the
+//! current minute, and recent latency. Routing strategies read it and the
+//! deployment limits (`rpm`, `tpm`, `max_parallel_requests`) are checked
+//! against it. In memory, per instance.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+/// Weight of the newest sample in the latency average.
+const LATENCY_ALPHA: f64 = 0.3;
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Stats {
+    in_flight: u32,
+    minute: u64,
+    requests: u32,
+    tokens: u64,
+    latency_ms: Option<f64>,
+}
+
+/// What a strategy sees of one deployment.
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+pub struct View {
+    pub in_flight: u32,
+    pub requests_this_minute: u32,
+    pub tokens_this_minute: u64,
+    pub latency_ms: Option<f64>,
+}
+
+#[derive(Debug)]
+pub struct Usage {
+    start: Instant,
+    stats: Mutex<HashMap<String, Stats>>,
+}
+
+impl Default for Usage {
+    fn default() -> Self {
+        Self {
+            start: Instant::now(),
+            stats: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl Usage {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    fn minute(&self, now: Instant) -> u64 {
+        now.duration_since(self.start).as_secs() / 60
+    }
+
+    /// Time until the current minute's counters reset.
+    pub fn until_next_minute(&self, now: Instant) -> Duration {
+        let secs = now.duration_since(self.start).as_secs_f64();
+        Duration::from_secs_f64(60.0 - secs % 60.0)
+    }
+
+    fn with<R>(&self, id: &str, now: Instant, f: impl FnOnce(&mut Stats) -> R) -> R {
+        let minute = self.minute(now);
+        let mut map = self.stats.lock().unwrap_or_else(|p| p.into_inner());
+        let s = map.entry(id.to_owned()).or_default();
+        if s.minute != minute {
+            s.minute = minute;
+            s.requests = 0;
+            s.tokens = 0;
+        }
+        f(s)
+    }
+
+    pub fn view(&self, id: &str, now: Instant) -> View {
+        self.with(id, now, |s| View {
+            in_flight: s.in_flight,
+            requests_this_minute: s.requests,
+            tokens_this_minute: s.tokens,
+            latency_ms: s.latency_ms,
+        })
+    }
+
+    /// A request to `id` starts; it ends when the guard drops.
+    pub fn start(self: &Arc<Self>, id: &str) -> InFlight {
+        self.with(id, Instant::now(), |s| {
+            s.in_flight += 1;
+            s.requests += 1;
+        });
+        InFlight {
+            usage: Arc::clone(self),
+            id: id.to_owned(),
+            tokens: 0,
+        }
+    }
+
+    pub fn record_latency(&self, id: &str, elapsed: Duration) {
+        let ms = elapsed.as_secs_f64() * 1000.0;
+        self.with(id, Instant::now(), |s| {
+            s.latency_ms = Some(match s.latency_ms {
+                Some(prev) => prev + LATENCY_ALPHA * (ms - prev),
+                None => ms,
+            });
+        });
+    }
+}
+
+/// One request in flight to a deployment. Dropping it (the answer was sent,
+/// the stream ended, or the client went away) ends the request and adds its
+/// tokens to the minute's count.
+#[derive(Debug)]
+pub struct InFlight {
+    usage: Arc<Usage>,
+    id: String,
+    tokens: u64,
+}
+
+impl InFlight {
+    pub fn add_tokens(&mut self, tokens: u64) {
+        self.tokens += tokens;
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let tokens = self.tokens;
+        self.usage.with(&self.id, Instant::now(), |s| {
+            s.in_flight = s.in_flight.saturating_sub(1);
+            s.tokens += tokens;
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn counts_reset_every_minute_and_in_flight_follows_guards() {
+        let u = Usage::new();
+        let mut g = u.start("a");
+        let _g2 = u.start("a");
+        assert_eq!(u.view("a", Instant::now()).in_flight, 2);
+        g.add_tokens(30);
+        drop(g);
+        let v = u.view("a", Instant::now());
+        assert_eq!(
+            (v.in_flight, v.requests_this_minute, v.tokens_this_minute),
+            (1, 2, 30)
+        );
+        tokio::time::advance(Duration::from_secs(61)).await;
+        let v = u.view("a", Instant::now());
+        assert_eq!(
+            (v.in_flight, v.requests_this_minute, v.tokens_this_minute),
+            (1, 0, 0)
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn latency_is_a_moving_average() {
+        let u = Usage::new();
+        u.record_latency("a", Duration::from_millis(100));
+        u.record_latency("a", Duration::from_millis(200));
+        let l = u.view("a", Instant::now()).latency_ms.unwrap();
+        assert!((l - 130.0).abs() < 1e-9, "{l}");
+    }
+}
