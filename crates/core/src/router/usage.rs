@@ -63,7 +63,13 @@ impl Usage {
     fn with<R>(&self, id: &str, now: Instant, f: impl FnOnce(&mut Stats) -> R) -> R {
         let minute = self.minute(now);
         let mut map = self.stats.lock().unwrap_or_else(|p| p.into_inner());
-        let s = map.entry(id.to_owned()).or_default();
+        // Look up before inserting: `entry` would allocate the key every call.
+        if !map.contains_key(id) {
+            map.insert(id.to_owned(), Stats::default());
+        }
+        let Some(s) = map.get_mut(id) else {
+            return f(&mut Stats::default());
+        };
         if s.minute != minute {
             s.minute = minute;
             s.requests = 0;
