@@ -113,6 +113,16 @@ fn answer_headers(h: &mut HeaderMap, meta: &AnswerMeta, ctx: &RequestContext) {
         "x-litellm-attempted-fallbacks",
         &meta.fallbacks.to_string(),
     );
+    put(h, "x-litellm-max-retries", &meta.max_retries.to_string());
+    if meta.timeout_secs > 0.0 {
+        put(h, "x-litellm-timeout", &meta.timeout_secs.to_string());
+    }
+    if let Some(r) = meta.remaining_requests {
+        put(h, "x-ratelimit-remaining-requests", &r.to_string());
+    }
+    if let Some(t) = meta.remaining_tokens {
+        put(h, "x-ratelimit-remaining-tokens", &t.to_string());
+    }
     put(h, "x-litellm-version", VERSION);
 }
 

@@ -117,3 +117,25 @@ async fn tpm_counts_the_tokens_answers_report() {
         assert_eq!(s, expected);
     }
 }
+
+#[tokio::test]
+async fn answers_carry_retry_timeout_and_rate_limit_headers() {
+    let up = MockOpenAi::start().await;
+    let gw = TestGateway::start(&one(
+        &up.base_url(),
+        ", rpm: 10, tpm: 1000, timeout: 30",
+        "router_settings:\n  num_retries: 3\n",
+    ))
+    .await;
+    let (s, h, _) = gw
+        .call("/v1/chat/completions", json!({"model":"m","messages":[]}))
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(h["x-litellm-max-retries"], "3");
+    assert_eq!(h["x-litellm-timeout"], "30");
+    assert_eq!(h["x-ratelimit-remaining-requests"], "9");
+    assert_eq!(
+        h["x-ratelimit-remaining-tokens"], "979",
+        "1000 minus the 21 tokens the answer reported"
+    );
+}

@@ -162,7 +162,15 @@ pub(super) async fn run_group<E: EndpointOp>(
             Ok((answer, mut meta)) => {
                 gw.health.record_success(&d.id);
                 meta.retries = retries;
+                meta.max_retries = budget;
                 meta.upstream_ms = upstream_ms;
+                let v = gw.usage.view(&d.id, tokio::time::Instant::now());
+                meta.remaining_requests = d
+                    .rpm
+                    .map(|r| (r as u64).saturating_sub(u64::from(v.requests_this_minute)));
+                meta.remaining_tokens = d
+                    .tpm
+                    .map(|t| (t as u64).saturating_sub(v.tokens_this_minute));
                 return Ok(Outcome { answer, meta });
             }
             Err(f) => {
@@ -355,6 +363,7 @@ async fn attempt<E: EndpointOp>(
         .or(controls.timeout)
         .or(d.timeout)
         .unwrap_or_else(|| gw.default_timeout());
+    meta.timeout_secs = timeout.as_secs_f64();
     let first_byte_timeout = if op.is_stream() {
         ctx.stream_timeout
             .or(d.stream_timeout)

@@ -54,6 +54,13 @@ pub struct AnswerMeta {
     pub fallbacks: u32,
     /// Time spent waiting on upstreams, for the overhead header.
     pub upstream_ms: f64,
+    /// The retry budget (`x-litellm-max-retries`).
+    pub max_retries: u32,
+    /// The timeout the answering attempt ran under (`x-litellm-timeout`).
+    pub timeout_secs: f64,
+    /// What is left of the deployment's `rpm` / `tpm` this minute.
+    pub remaining_requests: Option<u64>,
+    pub remaining_tokens: Option<u64>,
 }
 
 pub struct Outcome<T> {
