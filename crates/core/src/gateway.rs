@@ -3,10 +3,16 @@
 
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use ferrolite_types::Secret;
 
 use crate::config::Config;
 use crate::router::Router;
+use crate::shared::RedisShared;
+
+/// How often cooldowns set by other instances are read back from Redis.
+pub const COOLDOWN_SYNC: Duration = Duration::from_secs(1);
 
 /// LiteLLM's default is 6000 s; the OpenAI SDK's is 600 s. A request stuck for
 /// 100 minutes helps nobody, so ferrolite uses the SDK's (docs/config.md).
@@ -29,23 +35,57 @@ pub struct Gateway {
     /// Live per-deployment usage (in flight, this minute's requests and tokens, latency).
     pub usage: std::sync::Arc<crate::router::usage::Usage>,
     pub strategy: crate::router::strategy::Strategy,
+    /// Redis-shared cooldowns and limits, when configured.
+    pub shared: Option<Arc<RedisShared>>,
 }
 
 impl Gateway {
     pub fn new(config: Config) -> Result<Self, String> {
         let router = Router::new(&config.deployments, &config.router.model_group_alias);
+        let shared = config
+            .router
+            .redis
+            .as_ref()
+            .map(RedisShared::new)
+            .transpose()?;
         Ok(Self {
             router,
             http: crate::upstream::client()?,
             gcp_tokens: crate::upstream::gcp::TokenCache::new(),
             health: crate::router::health::Health::new(),
-            usage: crate::router::usage::Usage::new(),
+            usage: crate::router::usage::Usage::with_shared(shared.clone()),
+            shared,
             strategy: crate::router::strategy::Strategy::from_name(
                 config.router.routing_strategy.as_deref(),
                 config.router.lowest_latency_buffer,
             ),
             config,
         })
+    }
+
+    /// Start the background work: reading other instances' cooldowns back
+    /// from Redis every second. Stops when the returned handle is dropped
+    /// (or aborted at shutdown).
+    pub fn spawn_background(self: &Arc<Self>) -> Option<tokio::task::JoinHandle<()>> {
+        let shared = self.shared.clone()?;
+        let gw = Arc::downgrade(self);
+        Some(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(COOLDOWN_SYNC);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let Some(gw) = gw.upgrade() else { return };
+                let ids: Vec<String> = gw.router.all().iter().map(|d| d.id.clone()).collect();
+                if let Some(remaining) = shared.cooldowns(&ids).await {
+                    let now = tokio::time::Instant::now();
+                    for (id, r) in ids.iter().zip(remaining) {
+                        if let Some(r) = r {
+                            gw.health.merge_remote(id, r, now);
+                        }
+                    }
+                }
+            }
+        }))
     }
 
     pub fn master_key(&self) -> Option<&Secret> {

@@ -11,6 +11,7 @@ pub mod health;
 pub mod mock;
 pub mod pipeline;
 pub mod router;
+pub mod shared;
 pub mod upstream;
 
 pub use context::RequestContext;

@@ -10,7 +10,11 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// Share the gateway and start its background work (Redis cooldown sync),
+    /// which ends when the gateway is dropped.
     pub fn new(gw: Gateway) -> Self {
-        Self { gw: Arc::new(gw) }
+        let gw = Arc::new(gw);
+        drop(gw.spawn_background());
+        Self { gw }
     }
 }

@@ -183,7 +183,7 @@ fn missing_config_file_is_a_clear_error() {
 #[tokio::test]
 async fn serves_a_config_and_warns_once_about_unimplemented_keys() {
     let p = tmp_config(
-        "model_list:\n  - model_name: m\n    litellm_params: {model: openai/m, mock_response: hello}\nlitellm_settings: {cache: true, callbacks: [prometheus]}\nrouter_settings: {redis_host: localhost}\ngeneral_settings: {master_key: sk-cli-test-master-key}\n",
+        "model_list:\n  - model_name: m\n    litellm_params: {model: openai/m, mock_response: hello}\nlitellm_settings: {cache: true, callbacks: [prometheus]}\nrouter_settings: {enable_tag_filtering: true}\ngeneral_settings: {master_key: sk-cli-test-master-key}\n",
     );
     let r = Running::start(&["--config", p.path(), "--num_workers", "4"], &[]);
     let warn: Vec<&String> = r
@@ -195,7 +195,7 @@ async fn serves_a_config_and_warns_once_about_unimplemented_keys() {
     for k in [
         "litellm_settings.cache",
         "litellm_settings.callbacks",
-        "router_settings.redis_host",
+        "router_settings.enable_tag_filtering",
     ] {
         assert!(warn[0].contains(k), "{}", warn[0]);
     }

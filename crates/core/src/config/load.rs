@@ -9,6 +9,7 @@ use serde_json::{Map, Value};
 
 use super::deployment::parse_deployment;
 use super::keys::{check_section, TOP_LEVEL};
+use super::settings::parse_redis;
 use super::settings::{
     merge_fallbacks, parse_fallbacks, parse_general, parse_litellm, parse_router,
 };
@@ -289,6 +290,7 @@ pub(crate) fn from_json(
     config.litellm = parse_litellm(&litellm, &mut issues, &mut config.not_implemented);
     config.general = parse_general(&general, &mut issues, &mut config.not_implemented);
     config.router = parse_router(&router, &mut issues, &mut config.not_implemented);
+    config.router.redis = parse_redis(&router, &env, &mut issues);
     config.fallbacks = merge_fallbacks(
         parse_fallbacks(&litellm, "litellm_settings", &mut issues),
         parse_fallbacks(&router, "router_settings", &mut issues),

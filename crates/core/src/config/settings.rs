@@ -46,6 +46,9 @@ pub struct RouterSettings {
     pub retry_after: Option<Duration>,
     pub retry_policy: crate::router::retry_policy::RetryPolicy,
     pub model_group_retry_policy: BTreeMap<String, crate::router::retry_policy::RetryPolicy>,
+    /// Redis for shared routing state (`redis_host`/`redis_port`/
+    /// `redis_password`, or `redis_url`; `REDIS_*` from the environment).
+    pub redis: Option<crate::shared::RedisSettings>,
     /// `routing_strategy_args.lowest_latency_buffer`.
     pub lowest_latency_buffer: f64,
     /// Check deployment `rpm`/`tpm` before calling (`enable_pre_call_checks`,
@@ -242,6 +245,7 @@ pub(crate) fn parse_router(
                 BTreeMap::new()
             }
         },
+        redis: None,
         lowest_latency_buffer: match m.get("routing_strategy_args") {
             Some(Value::Object(a)) => a
                 .get("lowest_latency_buffer")
@@ -408,4 +412,44 @@ fn retry_policy(
         }
     }
     out
+}
+
+/// Redis for shared state: `redis_url`, else `redis_host` (+ `redis_port`,
+/// `redis_password`), each falling back to `REDIS_URL` / `REDIS_HOST` /
+/// `REDIS_PORT` / `REDIS_PASSWORD`.
+pub(crate) fn parse_redis(
+    m: &Map<String, Value>,
+    env: &super::Env,
+    issues: &mut Vec<ConfigIssue>,
+) -> Option<crate::shared::RedisSettings> {
+    const S: &str = "router_settings";
+    let text = |k: &str, var: &str, issues: &mut Vec<ConfigIssue>| {
+        field(m, S, k, as_string, issues)
+            .filter(|s| !s.is_empty())
+            .or_else(|| env.get(var))
+    };
+    let url = match text("redis_url", "REDIS_URL", issues) {
+        Some(u) => u,
+        None => {
+            let host = text("redis_host", "REDIS_HOST", issues)?;
+            let port =
+                text("redis_port", "REDIS_PORT", issues).unwrap_or_else(|| "6379".to_owned());
+            match text("redis_password", "REDIS_PASSWORD", issues) {
+                Some(p) => format!("redis://:{p}@{host}:{port}"),
+                None => format!("redis://{host}:{port}"),
+            }
+        }
+    };
+    if !(url.starts_with("redis://") || url.starts_with("rediss://") || url.starts_with("unix://"))
+    {
+        issues.push(ConfigIssue {
+            path: format!("{S}.redis_url"),
+            message: "expected a redis:// URL".into(),
+        });
+        return None;
+    }
+    Some(crate::shared::RedisSettings {
+        url,
+        prefix: "ferrolite".to_owned(),
+    })
 }

@@ -101,6 +101,8 @@ pub(super) async fn run_group<E: EndpointOp>(
     let n = resolved.deployments.len();
     let mut tries = vec![0u32; n];
     let mut failed = vec![false; n];
+    // Refused by the shared (Redis) rpm/tpm count during this request.
+    let mut denied = vec![false; n];
     let mut retries = 0u32;
     let mut upstream_ms = 0.0;
     let mut last: Option<GatewayError> = None;
@@ -124,6 +126,7 @@ pub(super) async fn run_group<E: EndpointOp>(
         let out: Vec<bool> = (0..n)
             .map(|i| {
                 cooling[i].is_some()
+                    || denied[i]
                     || full[i]
                     || resolved.deployments[i]
                         .max_retries
@@ -154,6 +157,20 @@ pub(super) async fn run_group<E: EndpointOp>(
                 retry_after: wait,
             });
         };
+        if let Some(shared) = gw
+            .shared
+            .as_ref()
+            .filter(|_| gw.config.router.enforce_rate_limits)
+        {
+            if d.rpm.is_some() || d.tpm.is_some() {
+                let limit = |v: Option<f64>| v.map(|x| x as u64);
+                if shared.acquire(&d.id, limit(d.rpm), limit(d.tpm)).await == Some(false) {
+                    // Every instance together has used this minute's budget.
+                    denied[i] = true;
+                    continue;
+                }
+            }
+        }
         tries[i] += 1;
         let started = Instant::now();
         let result = attempt(gw, ctx, op, controls, &resolved, d).await;
@@ -176,13 +193,14 @@ pub(super) async fn run_group<E: EndpointOp>(
             Err(f) => {
                 failed[i] = true;
                 if let Some(seen) = observed(&f) {
-                    gw.health.record_failure(
-                        &d.id,
-                        seen,
-                        &policy,
-                        may_cool,
-                        tokio::time::Instant::now(),
-                    );
+                    let now = tokio::time::Instant::now();
+                    let cooled = gw
+                        .health
+                        .record_failure(&d.id, seen, &policy, may_cool, now);
+                    if let (Some(dur), Some(shared)) = (cooled, &gw.shared) {
+                        let (shared, id) = (Arc::clone(shared), d.id.clone());
+                        tokio::spawn(async move { shared.set_cooldown(&id, dur).await });
+                    }
                 }
                 tracing::debug!(group = resolved.group, deployment = %d.id, error = f.error.label(), retryable = f.retryable, "attempt failed");
                 let policy_retries = retry_policy::retries_for(

@@ -75,6 +75,7 @@ impl Health {
 
     /// Record a failure of deployment `id`. `may_cool` is false for a
     /// group's only deployment without fallbacks.
+    /// Returns the cooldown it started, if any (to share with other instances).
     pub fn record_failure(
         &self,
         id: &str,
@@ -82,9 +83,9 @@ impl Health {
         policy: &CooldownPolicy,
         may_cool: bool,
         now: Instant,
-    ) {
+    ) -> Option<Duration> {
         if policy.disabled || !may_cool {
-            return;
+            return None;
         }
         let mut states = self.lock();
         let s = states.entry(id.to_owned()).or_default();
@@ -111,6 +112,17 @@ impl Health {
                 seconds = d.as_secs_f64(),
                 "deployment cooling down"
             );
+        }
+        cool_for
+    }
+
+    /// A cooldown another instance reported (read back from Redis).
+    pub fn merge_remote(&self, id: &str, remaining: Duration, now: Instant) {
+        let mut states = self.lock();
+        let s = states.entry(id.to_owned()).or_default();
+        let until = now + remaining;
+        if s.until.is_none_or(|u| u < until) {
+            s.until = Some(until);
         }
     }
 

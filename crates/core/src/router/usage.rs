@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use crate::shared::RedisShared;
+
 /// Weight of the newest sample in the latency average.
 const LATENCY_ALPHA: f64 = 0.3;
 
@@ -30,10 +32,11 @@ pub struct View {
     pub latency_ms: Option<f64>,
 }
 
-#[derive(Debug)]
 pub struct Usage {
     start: Instant,
     stats: Mutex<HashMap<String, Stats>>,
+    /// Tokens are also added to the Redis-shared count, when there is one.
+    shared: Option<Arc<RedisShared>>,
 }
 
 impl Default for Usage {
@@ -41,13 +44,29 @@ impl Default for Usage {
         Self {
             start: Instant::now(),
             stats: Mutex::new(HashMap::new()),
+            shared: None,
         }
+    }
+}
+
+impl std::fmt::Debug for Usage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Usage")
+            .field("shared", &self.shared.is_some())
+            .finish()
     }
 }
 
 impl Usage {
     pub fn new() -> Arc<Self> {
         Arc::new(Self::default())
+    }
+
+    pub fn with_shared(shared: Option<Arc<RedisShared>>) -> Arc<Self> {
+        Arc::new(Self {
+            shared,
+            ..Self::default()
+        })
     }
 
     fn minute(&self, now: Instant) -> u64 {
@@ -134,6 +153,15 @@ impl Drop for InFlight {
             s.in_flight = s.in_flight.saturating_sub(1);
             s.tokens += tokens;
         });
+        if let (Some(shared), true, Ok(rt)) = (
+            &self.usage.shared,
+            tokens > 0,
+            tokio::runtime::Handle::try_current(),
+        ) {
+            let shared = Arc::clone(shared);
+            let id = std::mem::take(&mut self.id);
+            rt.spawn(async move { shared.add_tokens(&id, tokens).await });
+        }
     }
 }
 
