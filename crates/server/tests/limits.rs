@@ -139,3 +139,29 @@ async fn answers_carry_retry_timeout_and_rate_limit_headers() {
         "1000 minus the 21 tokens the answer reported"
     );
 }
+
+#[tokio::test]
+async fn general_settings_max_parallel_requests_is_the_per_deployment_default() {
+    let up = MockOpenAi::start().await;
+    up.script([Reply::SseHang {
+        data: chat_chunks("x", "slow", false)[..2].to_vec(),
+    }]);
+    let yaml = format!(
+        "{}general_settings:\n  master_key: {}\n  max_parallel_requests: 1\n",
+        one(&up.base_url(), "", ""),
+        common::MASTER
+    );
+    let gw = TestGateway::start(&yaml).await;
+    let resp = gw
+        .post("/v1/chat/completions")
+        .json(&json!({"model":"m","messages":[],"stream":true}))
+        .send()
+        .await
+        .unwrap();
+    let mut body = resp.bytes_stream();
+    let _ = body.next().await;
+    let (s, _, _) = gw
+        .call("/v1/chat/completions", json!({"model":"m","messages":[]}))
+        .await;
+    assert_eq!(s, 429);
+}

@@ -27,7 +27,8 @@ pub(crate) const LITELLM_IMPL: &[&str] = &[
     "max_fallbacks",
 ];
 
-pub(crate) const GENERAL_IMPL: &[&str] = &["master_key", "max_request_size_mb"];
+pub(crate) const GENERAL_IMPL: &[&str] =
+    &["master_key", "max_request_size_mb", "max_parallel_requests"];
 
 pub(crate) const ROUTER_IMPL: &[&str] = &[
     "routing_strategy",

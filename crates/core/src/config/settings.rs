@@ -26,6 +26,9 @@ pub struct GeneralSettings {
     pub master_key: Option<Secret>,
     /// Request body limit in MiB (`max_request_size_mb`).
     pub max_request_size_mb: Option<f64>,
+    /// `max_parallel_requests`: the per-deployment default when neither the
+    /// deployment nor `router_settings.default_max_parallel_requests` sets one.
+    pub max_parallel_requests: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -129,6 +132,7 @@ pub(crate) fn parse_general(
     GeneralSettings {
         master_key: field(m, S, "master_key", as_string, issues).map(Secret::new),
         max_request_size_mb,
+        max_parallel_requests: field(m, S, "max_parallel_requests", as_u32, issues),
     }
 }
 

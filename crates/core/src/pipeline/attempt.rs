@@ -244,7 +244,8 @@ pub(super) async fn run_group<E: EndpointOp>(
 fn at_limit(gw: &Gateway, d: &Deployment, v: &View) -> bool {
     let parallel = d
         .max_parallel_requests
-        .or(gw.config.router.default_max_parallel_requests);
+        .or(gw.config.router.default_max_parallel_requests)
+        .or(gw.config.general.max_parallel_requests);
     if parallel.is_some_and(|p| v.in_flight >= p) {
         return true;
     }
