@@ -235,3 +235,26 @@ async fn mock_model_streams_in_openai_format() {
     );
     assert_eq!(frames.last().unwrap(), "[DONE]");
 }
+
+#[tokio::test]
+async fn a_stall_mid_stream_past_stream_timeout_ends_with_an_error_frame() {
+    let up = MockOpenAi::start().await;
+    up.script([Reply::SseHang {
+        data: chat_chunks("x", "two words", false)[..2].to_vec(),
+    }]);
+    let yaml = format!(
+        "model_list:\n  - model_name: m\n    litellm_params:\n      model: openai/x\n      api_base: {}\n      api_key: k\n      stream_timeout: 0.3\n",
+        up.base_url()
+    );
+    let gw = TestGateway::start(&yaml).await;
+    let (s, _, frames) = gw
+        .stream(
+            "/v1/chat/completions",
+            json!({"model":"m","messages":[],"stream":true}),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let err: Value = serde_json::from_str(&frames[frames.len() - 2]).unwrap();
+    assert_eq!(err["error"]["code"], "408", "{frames:?}");
+    assert_eq!(frames.last().unwrap(), "[DONE]");
+}

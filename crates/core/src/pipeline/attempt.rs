@@ -465,7 +465,9 @@ async fn attempt<E: EndpointOp>(
             resp,
             provider.stream_decoder(),
             frames,
-            timeout,
+            // A stall between chunks longer than stream_timeout (or the
+            // request timeout) ends the stream with an error frame.
+            first_byte_timeout,
             Arc::from(group),
         );
         return match relay.step(left(first_byte_timeout)).await {
