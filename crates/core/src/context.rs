@@ -16,6 +16,9 @@ pub struct RequestContext {
     pub num_retries: Option<u32>,
     /// Never try fallback groups (health checks test one deployment).
     pub no_fallbacks: bool,
+    /// Send the request to this deployment only, and leave its health and
+    /// usage untouched (health checks).
+    pub pin_deployment: Option<String>,
 }
 
 impl RequestContext {
@@ -27,6 +30,7 @@ impl RequestContext {
             stream_timeout: None,
             num_retries: None,
             no_fallbacks: false,
+            pin_deployment: None,
         }
     }
 }

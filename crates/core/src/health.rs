@@ -32,6 +32,7 @@ async fn check(gw: &Gateway, d: &Deployment) -> Result<(), String> {
     let mut ctx = RequestContext::new();
     ctx.num_retries = Some(0);
     ctx.no_fallbacks = true;
+    ctx.pin_deployment = Some(d.id.clone());
     ctx.timeout = Some(
         d.model_info
             .get("health_check_timeout")

@@ -163,3 +163,63 @@ async fn when_every_group_fails_the_last_error_is_returned() {
         "health checks never fall back: {health}"
     );
 }
+
+#[tokio::test]
+async fn a_cooling_single_deployment_group_falls_back() {
+    let primary = MockOpenAi::start().await;
+    primary.script((0..5).map(|_| Reply::error(429, "slow down")));
+    let backup = MockOpenAi::start().await;
+    let yaml = format!(
+        "model_list:\n{}{}litellm_settings:\n  num_retries: 0\n  fallbacks: [{{\"primary\": [\"backup\"]}}]\n",
+        group("primary", &primary.base_url()),
+        group("backup", &backup.base_url())
+    );
+    let gw = TestGateway::start(&yaml).await;
+    for _ in 0..3 {
+        let (s, h, _) = gw
+            .call(
+                "/v1/chat/completions",
+                json!({"model":"primary","messages":[]}),
+            )
+            .await;
+        assert_eq!(s, 200);
+        assert_eq!(h["x-litellm-model-group"], "backup");
+    }
+    assert_eq!(
+        primary.call_count(),
+        1,
+        "cooling after the first 429, then skipped straight to the fallback"
+    );
+}
+
+#[tokio::test]
+async fn health_checks_every_deployment_of_a_group() {
+    let good = MockOpenAi::start().await;
+    let bad = MockOpenAi::start().await;
+    bad.script((0..5).map(|_| Reply::error(500, "down")));
+    let yaml = format!(
+        "model_list:\n{}{}",
+        group("m", &good.base_url()),
+        group("m", &bad.base_url())
+    );
+    let gw = TestGateway::start(&yaml).await;
+    for _ in 0..3 {
+        let h: Value = gw
+            .get("/health")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(
+            (h["healthy_count"].as_u64(), h["unhealthy_count"].as_u64()),
+            (Some(1), Some(1)),
+            "{h}"
+        );
+    }
+    let (s, _, _) = gw
+        .call("/v1/chat/completions", json!({"model":"m","messages":[]}))
+        .await;
+    assert_eq!(s, 200, "health checks did not cool anything down");
+}

@@ -40,6 +40,7 @@ pub(crate) const ROUTER_IMPL: &[&str] = &[
     "retry_policy",
     "model_group_retry_policy",
     "routing_strategy_args",
+    "optional_pre_call_checks",
     "enable_pre_call_checks",
     "default_max_parallel_requests",
     "redis_host",
@@ -85,6 +86,8 @@ pub(crate) const PARAMS_IMPL: &[&str] = &[
     "drop_params",
     "additional_drop_params",
     "max_parallel_requests",
+    "input_cost_per_token",
+    "output_cost_per_token",
 ];
 
 /// `litellm_params` keys that configure LiteLLM itself rather than the model

@@ -5,7 +5,7 @@ use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ferrolite_providers::{adapter, capabilities, BuildOptions, Target};
+use ferrolite_providers::{adapter, capabilities, BuildOptions, ErrorClass, Target, UpstreamError};
 
 use super::controls::Controls;
 use super::ops::EndpointOp;
@@ -49,6 +49,13 @@ impl Failure {
 /// Statuses worth another attempt: timeouts, conflicts, rate limits, server errors.
 fn retryable_status(status: u16) -> bool {
     matches!(status, 408 | 409 | 429) || status >= 500
+}
+
+/// Whether another attempt may succeed after this upstream error: by status,
+/// and for rate limits a provider reports with another status (Bedrock's 400
+/// `ThrottlingException`).
+fn retryable_upstream(e: &UpstreamError) -> bool {
+    retryable_status(e.status) || e.class() == ErrorClass::RateLimit
 }
 
 fn unknown_model(requested: &str) -> GatewayError {
@@ -120,17 +127,18 @@ pub(super) async fn run_group<E: EndpointOp>(
             .iter()
             .map(|d| gw.usage.view(&d.id, now))
             .collect();
-        let full: Vec<bool> = (0..n)
+        let full: Vec<Option<Limit>> = (0..n)
             .map(|i| at_limit(gw, &resolved.deployments[i], &views[i]))
             .collect();
         let out: Vec<bool> = (0..n)
             .map(|i| {
-                cooling[i].is_some()
-                    || denied[i]
-                    || full[i]
-                    || resolved.deployments[i]
-                        .max_retries
-                        .is_some_and(|m| tries[i] > m)
+                let d = &resolved.deployments[i];
+                let unavailable = match &ctx.pin_deployment {
+                    // A health check: this deployment only, whatever its state.
+                    Some(pin) => *pin != d.id,
+                    None => cooling[i].is_some() || denied[i] || full[i].is_some(),
+                };
+                unavailable || d.max_retries.is_some_and(|m| tries[i] > m)
             })
             .collect();
         let fresh_left = (0..n).any(|i| !failed[i] && !out[i]);
@@ -149,8 +157,8 @@ pub(super) async fn run_group<E: EndpointOp>(
             let wait = match cooling.iter().flatten().min() {
                 Some(until) => until.duration_since(now),
                 // Nothing cooling: every deployment is at a limit.
-                None if gw.config.router.enforce_rate_limits => gw.usage.until_next_minute(now),
-                None => Duration::from_secs(1),
+                None if full.contains(&Some(Limit::Parallel)) => Duration::from_secs(1),
+                None => gw.usage.until_next_minute(now),
             };
             return Err(GatewayError::NoDeployments {
                 group: resolved.group.to_owned(),
@@ -192,7 +200,7 @@ pub(super) async fn run_group<E: EndpointOp>(
             }
             Err(f) => {
                 failed[i] = true;
-                if let Some(seen) = observed(&f) {
+                if let Some(seen) = observed(&f).filter(|_| ctx.pin_deployment.is_none()) {
                     let now = tokio::time::Instant::now();
                     let cooled = gw
                         .health
@@ -241,24 +249,39 @@ pub(super) async fn run_group<E: EndpointOp>(
 /// Whether a deployment is at one of its limits right now: requests in
 /// flight (`max_parallel_requests`, else `default_max_parallel_requests`),
 /// and — with pre-call checks on, as in LiteLLM — this minute's `rpm`/`tpm`.
-fn at_limit(gw: &Gateway, d: &Deployment, v: &View) -> bool {
+fn at_limit(gw: &Gateway, d: &Deployment, v: &View) -> Option<Limit> {
     let parallel = d
         .max_parallel_requests
         .or(gw.config.router.default_max_parallel_requests)
         .or(gw.config.general.max_parallel_requests);
     if parallel.is_some_and(|p| v.in_flight >= p) {
-        return true;
+        return Some(Limit::Parallel);
     }
-    gw.config.router.enforce_rate_limits
+    let rate = gw.config.router.enforce_rate_limits
         && (d
             .rpm
             .is_some_and(|r| f64::from(v.requests_this_minute) >= r)
-            || d.tpm.is_some_and(|t| v.tokens_this_minute as f64 >= t))
+            || d.tpm.is_some_and(|t| v.tokens_this_minute as f64 >= t));
+    rate.then_some(Limit::Rate)
+}
+
+/// Which limit keeps a deployment out right now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Limit {
+    /// Too many requests in flight: one may finish any moment.
+    Parallel,
+    /// This minute's rpm/tpm is used up.
+    Rate,
 }
 
 /// Whether a failure tells something about the deployment's health.
 fn observed(f: &Failure) -> Option<Observed> {
     match &f.error {
+        GatewayError::Upstream { error, .. } if error.class() == ErrorClass::RateLimit => {
+            Some(Observed::Immediate {
+                retry_after: f.retry_after,
+            })
+        }
         GatewayError::Upstream { error, .. } => match error.status {
             429 | 401 | 404 | 408 => Some(Observed::Immediate {
                 retry_after: f.retry_after,
@@ -447,13 +470,14 @@ async fn attempt<E: EndpointOp>(
             .await
             .unwrap_or_default();
         let error = provider.parse_error(status, &body, &target);
+        let error_ref = error.clone();
         return Err(Failure {
             error: GatewayError::Upstream {
                 error: Box::new(error),
                 group: group.to_owned(),
                 retries: 0,
             },
-            retryable: retryable_status(status),
+            retryable: retryable_upstream(&error_ref),
             retry_after,
         });
     }
@@ -471,9 +495,20 @@ async fn attempt<E: EndpointOp>(
             Arc::from(group),
         );
         return match relay.step(left(first_byte_timeout)).await {
-            Step::Failed(out, failure) if out.is_empty() => Err(Failure::retry(
-                failure.into_error(group, first_byte_timeout),
-            )),
+            Step::Failed(out, failure) if out.is_empty() => {
+                let error = failure.into_error(group, first_byte_timeout);
+                // An error event before any content is an error answer: retry
+                // it only when an ordinary HTTP answer would be.
+                let retryable = match &error {
+                    GatewayError::Upstream { error, .. } => retryable_upstream(error),
+                    _ => true,
+                };
+                Err(Failure {
+                    error,
+                    retryable,
+                    retry_after: None,
+                })
+            }
             first => {
                 // Time to first token, for latency-based routing.
                 gw.usage.record_latency(&d.id, started.elapsed());

@@ -40,6 +40,11 @@ pub(super) async fn run<E: EndpointOp>(
                 o.meta.fallbacks = n as u32 + 1;
                 return Ok(o);
             }
+            // A fallback that names no model group is a config mistake: say
+            // so in the log, and keep the error that matters to the client.
+            Err(GatewayError::UnknownModel(_)) => {
+                tracing::warn!(from = %group, to = %fallback, "fallback names a model group that is not in model_list");
+            }
             Err(e) => last = e,
         }
     }

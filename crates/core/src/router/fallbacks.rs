@@ -46,7 +46,8 @@ pub fn may_fall_back(e: &GatewayError) -> bool {
         },
         GatewayError::Timeout { .. }
         | GatewayError::Connect { .. }
-        | GatewayError::BadUpstreamResponse(_) => true,
+        | GatewayError::BadUpstreamResponse(_)
+        | GatewayError::NoDeployments { .. } => true,
         GatewayError::Internal(_) => true,
         _ => false,
     }
