@@ -81,7 +81,8 @@ impl UpstreamError {
         {
             return ErrorClass::RateLimit;
         }
-        if self.status == 401 || self.status == 403 {
+        // Google AI Studio answers a bad key with 400 INVALID_ARGUMENT.
+        if self.status == 401 || self.status == 403 || msg.contains("api key not valid") {
             return ErrorClass::Credentials;
         }
         ErrorClass::Other
@@ -160,6 +161,15 @@ mod tests {
                 RateLimit,
             ),
             (err(401, None, None, "bad key"), Credentials),
+            (
+                err(
+                    400,
+                    Some("INVALID_ARGUMENT"),
+                    None,
+                    "API key not valid. Please pass a valid API key.",
+                ),
+                Credentials,
+            ),
             (
                 err(403, Some("PERMISSION_DENIED"), None, "denied"),
                 Credentials,

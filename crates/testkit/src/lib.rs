@@ -4,9 +4,13 @@
 //! scripted replies and a record of every call.
 
 pub mod anthropic;
+pub mod bedrock;
 pub mod gemini;
 pub mod openai;
+pub mod vertex;
 
 pub use anthropic::MockAnthropic;
+pub use bedrock::MockBedrock;
 pub use gemini::MockGemini;
 pub use openai::{MockOpenAi, Recorded, Reply};
+pub use vertex::MockVertex;

@@ -470,6 +470,13 @@ async fn attempt<E: EndpointOp>(
             .await
             .unwrap_or_default();
         let error = provider.parse_error(status, &body, &target);
+        if status == 401 {
+            // A rejected OAuth token may have been revoked early: fetch a new
+            // one next time instead of reusing it until it expires.
+            if let Some(crate::config::CloudAuth::Gcp(g)) = &d.cloud {
+                gw.gcp_tokens.forget(g);
+            }
+        }
         let error_ref = error.clone();
         return Err(Failure {
             error: GatewayError::Upstream {

@@ -9,7 +9,7 @@ use crate::UpstreamError;
 /// Raw (non-JSON) error bodies are kept up to this many characters.
 const MAX_RAW_MESSAGE: usize = 2048;
 
-pub(super) fn parse_error(status: u16, body: &[u8]) -> UpstreamError {
+pub(crate) fn parse_error(status: u16, body: &[u8]) -> UpstreamError {
     if let Ok(v) = serde_json::from_slice::<Value>(body) {
         if let Some(err) = v.get("error").filter(|e| e.is_object()) {
             return from_error_object(status, err);

@@ -7,9 +7,9 @@
 //! `json_tool_call` tool behind `response_format`, usage accounting), with the
 //! differences noted where they are made.
 
-mod error;
-mod request;
-mod response;
+pub(crate) mod error;
+pub(crate) mod request;
+pub(crate) mod response;
 mod stream;
 #[cfg(test)]
 mod tests;

@@ -100,7 +100,7 @@ pub(super) fn chat_body(
         .map_err(|e| bad(format!("cannot encode request: {e}")))
 }
 
-pub(super) fn build_body(
+pub(crate) fn build_body(
     req: &ChatRequest,
     target: &Target,
     opts: BuildOptions<'_>,

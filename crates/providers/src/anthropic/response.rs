@@ -98,7 +98,7 @@ pub(super) fn thinking_block(block: &Value) -> Value {
     }
 }
 
-pub(super) fn parse(body: &[u8], target: &Target) -> Result<ChatResponse, TranslateError> {
+pub(crate) fn parse(body: &[u8], target: &Target) -> Result<ChatResponse, TranslateError> {
     let msg: Value =
         serde_json::from_slice(body).map_err(|e| TranslateError::InvalidResponse(e.to_string()))?;
     if msg.get("type").and_then(Value::as_str) == Some("error") {

@@ -2,15 +2,17 @@
 //! out, and back. Request bodies, responses and streams are the same on
 //! Vertex AI; only [`studio_url`] and the auth scheme are AI Studio's own.
 
-mod error;
-mod request;
-mod response;
+pub(crate) mod embed;
+pub(crate) mod error;
+pub(crate) mod request;
+pub(crate) mod response;
 mod stream;
 #[cfg(test)]
 mod tests;
 mod thought;
 
-use ferrolite_types::openai::{ChatRequest, ChatResponse};
+use ferrolite_types::openai::embeddings::EmbeddingResponse;
+use ferrolite_types::openai::{ChatRequest, ChatResponse, EmbeddingRequest};
 
 use crate::{
     BuildOptions, Provider, StreamTranslator, Target, TranslateError, UpstreamError,
@@ -36,7 +38,7 @@ fn studio_url(target: &Target, stream: bool) -> String {
     )
 }
 
-fn upstream(target: &Target, url: String, body: bytes::Bytes) -> UpstreamRequest {
+pub(crate) fn upstream(target: &Target, url: String, body: bytes::Bytes) -> UpstreamRequest {
     let mut headers = Vec::with_capacity(target.headers.len() + 1);
     headers.push((
         http::header::CONTENT_TYPE,
@@ -72,6 +74,32 @@ impl Provider for Gemini {
 
     fn chat_stream(&self, target: &Target) -> Box<dyn StreamTranslator> {
         Box::new(GeminiStream::new(&target.model, error::STUDIO_LABEL))
+    }
+
+    fn embedding_request(
+        &self,
+        req: &EmbeddingRequest,
+        target: &Target,
+        opts: BuildOptions<'_>,
+    ) -> Result<UpstreamRequest, TranslateError> {
+        let body = embed::batch_body(req, &target.model, opts)?;
+        let model = target
+            .model
+            .strip_prefix("models/")
+            .unwrap_or(&target.model);
+        let url = format!(
+            "{}/v1beta/models/{model}:batchEmbedContents",
+            target.api_base
+        );
+        Ok(upstream(target, url, body))
+    }
+
+    fn parse_embedding_response(
+        &self,
+        body: &[u8],
+        target: &Target,
+    ) -> Result<EmbeddingResponse, TranslateError> {
+        embed::batch_response(body, &target.model)
     }
 
     fn parse_error(&self, status: u16, body: &[u8], _target: &Target) -> UpstreamError {
