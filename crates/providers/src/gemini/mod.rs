@@ -24,6 +24,18 @@ pub use stream::GeminiStream;
 /// Google AI Studio.
 pub struct Gemini;
 
+/// The API root to put `/models/...` under: a configured base that already
+/// names an API version (`…/v1beta`, `…/v1`) is used as it is, any other
+/// base gets `/v1beta`, so both spellings of a LiteLLM `api_base` work.
+pub(crate) fn versioned_base(api_base: &str) -> String {
+    let base = api_base.trim_end_matches('/');
+    if base.ends_with("/v1beta") || base.ends_with("/v1") || base.ends_with("/v1alpha") {
+        base.to_owned()
+    } else {
+        format!("{base}/v1beta")
+    }
+}
+
 /// `{api_base}/v1beta/models/{model}:generateContent`, or the SSE stream
 /// variant.
 fn studio_url(target: &Target, stream: bool) -> String {
@@ -33,8 +45,9 @@ fn studio_url(target: &Target, stream: bool) -> String {
         "generateContent"
     };
     format!(
-        "{}/v1beta/models/{}:{method}",
-        target.api_base, target.model
+        "{}/models/{}:{method}",
+        versioned_base(&target.api_base),
+        target.model
     )
 }
 
@@ -88,8 +101,8 @@ impl Provider for Gemini {
             .strip_prefix("models/")
             .unwrap_or(&target.model);
         let url = format!(
-            "{}/v1beta/models/{model}:batchEmbedContents",
-            target.api_base
+            "{}/models/{model}:batchEmbedContents",
+            versioned_base(&target.api_base)
         );
         Ok(upstream(target, url, body))
     }
@@ -105,4 +118,21 @@ impl Provider for Gemini {
     fn parse_error(&self, status: u16, body: &[u8], _target: &Target) -> UpstreamError {
         error::parse_error(status, body, error::STUDIO_LABEL)
     }
+}
+
+#[cfg(test)]
+#[test]
+fn bases_with_or_without_a_version_reach_the_same_url() {
+    for base in [
+        "https://g.example",
+        "https://g.example/",
+        "https://g.example/v1beta",
+        "https://g.example/v1beta/",
+    ] {
+        assert_eq!(versioned_base(base), "https://g.example/v1beta", "{base}");
+    }
+    assert_eq!(
+        versioned_base("https://g.example/v1"),
+        "https://g.example/v1"
+    );
 }
