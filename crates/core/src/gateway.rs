@@ -35,6 +35,8 @@ pub struct Gateway {
     /// Live per-deployment usage (in flight, this minute's requests and tokens, latency).
     pub usage: std::sync::Arc<crate::router::usage::Usage>,
     pub strategy: crate::router::strategy::Strategy,
+    /// Cooldown settings, read once.
+    pub cooldown: crate::router::health::CooldownPolicy,
     /// Redis-shared cooldowns and limits, when configured.
     pub shared: Option<Arc<RedisShared>>,
 }
@@ -55,6 +57,16 @@ impl Gateway {
             health: crate::router::health::Health::new(),
             usage: crate::router::usage::Usage::with_shared(shared.clone()),
             shared,
+            cooldown: {
+                let r = &config.router;
+                let d = crate::router::health::CooldownPolicy::default();
+                crate::router::health::CooldownPolicy {
+                    cooldown: r.cooldown_time.unwrap_or(d.cooldown),
+                    allowed_fails: r.allowed_fails.unwrap_or(d.allowed_fails),
+                    disabled: r.disable_cooldowns,
+                    allowed_fails_policy: r.allowed_fails_policy.clone(),
+                }
+            },
             strategy: crate::router::strategy::Strategy::from_name(
                 config.router.routing_strategy.as_deref(),
                 config.router.lowest_latency_buffer,
@@ -109,14 +121,8 @@ impl Gateway {
             .unwrap_or(DEFAULT_TIMEOUT)
     }
 
-    pub fn cooldown_policy(&self) -> crate::router::health::CooldownPolicy {
-        let r = &self.config.router;
-        let d = crate::router::health::CooldownPolicy::default();
-        crate::router::health::CooldownPolicy {
-            cooldown: r.cooldown_time.unwrap_or(d.cooldown),
-            allowed_fails: r.allowed_fails.unwrap_or(d.allowed_fails),
-            disabled: r.disable_cooldowns,
-        }
+    pub fn cooldown_policy(&self) -> &crate::router::health::CooldownPolicy {
+        &self.cooldown
     }
 
     pub fn max_request_bytes(&self) -> usize {

@@ -47,6 +47,7 @@ pub(crate) const ROUTER_IMPL: &[&str] = &[
     "redis_port",
     "redis_password",
     "redis_url",
+    "allowed_fails_policy",
     "cooldown_time",
     "allowed_fails",
     "disable_cooldowns",

@@ -61,6 +61,7 @@ pub struct RouterSettings {
     pub default_max_parallel_requests: Option<u32>,
     pub cooldown_time: Option<Duration>,
     pub allowed_fails: Option<u32>,
+    pub allowed_fails_policy: BTreeMap<String, u32>,
     pub disable_cooldowns: bool,
 }
 
@@ -262,6 +263,42 @@ pub(crate) fn parse_router(
             || matches!(m.get("optional_pre_call_checks"), Some(Value::Array(a)) if a.iter().any(|c| c.as_str() == Some("enforce_model_rate_limits"))),
         default_max_parallel_requests: field(m, S, "default_max_parallel_requests", as_u32, issues),
         cooldown_time: field(m, S, "cooldown_time", non_negative_secs, issues),
+        allowed_fails_policy: match m.get("allowed_fails_policy") {
+            None | Some(Value::Null) => BTreeMap::new(),
+            Some(Value::Object(p)) => p
+                .iter()
+                .filter_map(|(k, v)| {
+                    const KEYS: &[&str] = &[
+                        "BadRequestErrorAllowedFails",
+                        "AuthenticationErrorAllowedFails",
+                        "TimeoutErrorAllowedFails",
+                        "RateLimitErrorAllowedFails",
+                        "ContentPolicyViolationErrorAllowedFails",
+                        "InternalServerErrorAllowedFails",
+                        "NotFoundErrorAllowedFails",
+                    ];
+                    let path = format!("{S}.allowed_fails_policy.{k}");
+                    if !KEYS.contains(&k.as_str()) {
+                        issues.push(ConfigIssue {
+                            path,
+                            message: format!("unknown key; expected one of {}", KEYS.join(", ")),
+                        });
+                        return None;
+                    }
+                    as_u32(v)
+                        .map(|n| (k.clone(), n))
+                        .map_err(|message| issues.push(ConfigIssue { path, message }))
+                        .ok()
+                })
+                .collect(),
+            Some(other) => {
+                issues.push(ConfigIssue {
+                    path: format!("{S}.allowed_fails_policy"),
+                    message: format!("expected a mapping, got {}", kind(other)),
+                });
+                BTreeMap::new()
+            }
+        },
         allowed_fails: field(m, S, "allowed_fails", as_u32, issues),
         disable_cooldowns: field(m, S, "disable_cooldowns", as_bool, issues).unwrap_or(false),
     }

@@ -202,9 +202,14 @@ pub(super) async fn run_group<E: EndpointOp>(
                 failed[i] = true;
                 if let Some(seen) = observed(&f).filter(|_| ctx.pin_deployment.is_none()) {
                     let now = tokio::time::Instant::now();
-                    let cooled = gw
-                        .health
-                        .record_failure(&d.id, seen, &policy, may_cool, now);
+                    let cooled = gw.health.record_failure(
+                        &d.id,
+                        seen,
+                        retry_policy::allowed_fails_key(&f.error),
+                        policy,
+                        may_cool,
+                        now,
+                    );
                     if let (Some(dur), Some(shared)) = (cooled, &gw.shared) {
                         let (shared, id) = (Arc::clone(shared), d.id.clone());
                         tokio::spawn(async move { shared.set_cooldown(&id, dur).await });

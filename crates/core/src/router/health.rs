@@ -19,11 +19,15 @@ pub const DEFAULT_COOLDOWN: Duration = Duration::from_secs(5);
 pub const DEFAULT_ALLOWED_FAILS: u32 = 3;
 const WINDOW: Duration = Duration::from_secs(60);
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct CooldownPolicy {
     pub cooldown: Duration,
     pub allowed_fails: u32,
     pub disabled: bool,
+    /// `allowed_fails_policy`: per kind of failure (`RateLimitErrorAllowedFails`,
+    /// …), how many failures in a minute are allowed before a cooldown. A
+    /// kind listed here is counted instead of cooling down at once.
+    pub allowed_fails_policy: std::collections::BTreeMap<String, u32>,
 }
 
 impl Default for CooldownPolicy {
@@ -32,6 +36,7 @@ impl Default for CooldownPolicy {
             cooldown: DEFAULT_COOLDOWN,
             allowed_fails: DEFAULT_ALLOWED_FAILS,
             disabled: false,
+            allowed_fails_policy: std::collections::BTreeMap::new(),
         }
     }
 }
@@ -39,7 +44,8 @@ impl Default for CooldownPolicy {
 #[derive(Debug, Default)]
 struct State {
     until: Option<Instant>,
-    failures: VecDeque<Instant>,
+    /// This minute's failures, with their `allowed_fails_policy` key.
+    failures: VecDeque<(Instant, Option<&'static str>)>,
 }
 
 /// What happened on one attempt, as far as health is concerned.
@@ -76,10 +82,13 @@ impl Health {
     /// Record a failure of deployment `id`. `may_cool` is false for a
     /// group's only deployment without fallbacks.
     /// Returns the cooldown it started, if any (to share with other instances).
+    /// `kind` is the failure's `allowed_fails_policy` key, if it has one.
+    #[allow(clippy::too_many_arguments)]
     pub fn record_failure(
         &self,
         id: &str,
         seen: Observed,
+        kind: Option<&'static str>,
         policy: &CooldownPolicy,
         may_cool: bool,
         now: Instant,
@@ -92,17 +101,24 @@ impl Health {
         while s
             .failures
             .front()
-            .is_some_and(|t| now.duration_since(*t) >= WINDOW)
+            .is_some_and(|(t, _)| now.duration_since(*t) >= WINDOW)
         {
             s.failures.pop_front();
         }
-        s.failures.push_back(now);
-        let cool_for = match seen {
-            Observed::Immediate { retry_after } => Some(retry_after.unwrap_or(policy.cooldown)),
-            Observed::Failure if s.failures.len() as u32 > policy.allowed_fails => {
+        s.failures.push_back((now, kind));
+        let per_kind = kind.and_then(|k| policy.allowed_fails_policy.get(k).map(|n| (k, *n)));
+        let cool_for = match (per_kind, seen) {
+            (Some((k, allowed)), _) => {
+                let count = s.failures.iter().filter(|(_, fk)| *fk == Some(k)).count();
+                (count as u32 > allowed).then_some(policy.cooldown)
+            }
+            (None, Observed::Immediate { retry_after }) => {
+                Some(retry_after.unwrap_or(policy.cooldown))
+            }
+            (None, Observed::Failure) if s.failures.len() as u32 > policy.allowed_fails => {
                 Some(policy.cooldown)
             }
-            Observed::Failure => None,
+            (None, Observed::Failure) => None,
         };
         if let Some(d) = cool_for {
             let until = now + d;
@@ -143,6 +159,7 @@ mod tests {
         cooldown: Duration::from_secs(5),
         allowed_fails: 3,
         disabled: false,
+        allowed_fails_policy: std::collections::BTreeMap::new(),
     };
 
     #[tokio::test(start_paused = true)]
@@ -152,6 +169,7 @@ mod tests {
         h.record_failure(
             "a",
             Observed::Immediate { retry_after: None },
+            None,
             &P,
             true,
             now,
@@ -165,6 +183,7 @@ mod tests {
             Observed::Immediate {
                 retry_after: Some(Duration::from_secs(30)),
             },
+            None,
             &P,
             true,
             now,
@@ -182,7 +201,7 @@ mod tests {
     async fn other_failures_cool_down_past_allowed_fails_in_a_minute() {
         let h = Health::new();
         for _ in 0..3 {
-            h.record_failure("a", Observed::Failure, &P, true, Instant::now());
+            h.record_failure("a", Observed::Failure, None, &P, true, Instant::now());
         }
         assert_eq!(
             h.cooling_until("a", Instant::now()),
@@ -190,14 +209,14 @@ mod tests {
             "3 fails are allowed"
         );
         tokio::time::advance(Duration::from_secs(61)).await;
-        h.record_failure("a", Observed::Failure, &P, true, Instant::now());
+        h.record_failure("a", Observed::Failure, None, &P, true, Instant::now());
         assert_eq!(
             h.cooling_until("a", Instant::now()),
             None,
             "old failures left the window"
         );
         for _ in 0..3 {
-            h.record_failure("a", Observed::Failure, &P, true, Instant::now());
+            h.record_failure("a", Observed::Failure, None, &P, true, Instant::now());
         }
         assert!(
             h.cooling_until("a", Instant::now()).is_some(),
@@ -209,14 +228,15 @@ mod tests {
     async fn successes_reset_the_count_and_single_deployments_never_cool() {
         let h = Health::new();
         for _ in 0..3 {
-            h.record_failure("a", Observed::Failure, &P, true, Instant::now());
+            h.record_failure("a", Observed::Failure, None, &P, true, Instant::now());
         }
         h.record_success("a");
-        h.record_failure("a", Observed::Failure, &P, true, Instant::now());
+        h.record_failure("a", Observed::Failure, None, &P, true, Instant::now());
         assert_eq!(h.cooling_until("a", Instant::now()), None);
         h.record_failure(
             "solo",
             Observed::Immediate { retry_after: None },
+            None,
             &P,
             false,
             Instant::now(),
@@ -229,10 +249,30 @@ mod tests {
         h.record_failure(
             "x",
             Observed::Immediate { retry_after: None },
+            None,
             &off,
             true,
             Instant::now(),
         );
         assert_eq!(h.cooling_until("x", Instant::now()), None);
+        let mut per_kind = P;
+        per_kind
+            .allowed_fails_policy
+            .insert("RateLimitErrorAllowedFails".into(), 2);
+        for n in 1..=3 {
+            let d = h.record_failure(
+                "k",
+                Observed::Immediate { retry_after: None },
+                Some("RateLimitErrorAllowedFails"),
+                &per_kind,
+                true,
+                Instant::now(),
+            );
+            assert_eq!(
+                d.is_some(),
+                n == 3,
+                "allowed_fails_policy: 2 rate limits are allowed, the 3rd cools down"
+            );
+        }
     }
 }

@@ -47,6 +47,22 @@ pub fn key_for(e: &GatewayError) -> Option<&'static str> {
     })
 }
 
+/// The failure's `allowed_fails_policy` key (`RateLimitErrorAllowedFails`, …).
+pub fn allowed_fails_key(e: &GatewayError) -> Option<&'static str> {
+    Some(match key_for(e)? {
+        "BadRequestErrorRetries" => "BadRequestErrorAllowedFails",
+        "AuthenticationErrorRetries" => "AuthenticationErrorAllowedFails",
+        "TimeoutErrorRetries" => "TimeoutErrorAllowedFails",
+        "RateLimitErrorRetries" => "RateLimitErrorAllowedFails",
+        "ContentPolicyViolationErrorRetries" => "ContentPolicyViolationErrorAllowedFails",
+        "InternalServerErrorRetries" | "ServiceUnavailableErrorRetries" => {
+            "InternalServerErrorAllowedFails"
+        }
+        "NotFoundErrorRetries" => "NotFoundErrorAllowedFails",
+        _ => return None,
+    })
+}
+
 /// How many retries a failure gets: the group's policy, then the global
 /// policy (each by kind, then `DefaultRetries`), else `None` (use num_retries).
 pub fn retries_for(
