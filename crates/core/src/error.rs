@@ -58,6 +58,9 @@ pub enum GatewayError {
         model: String,
         params: Vec<String>,
     },
+    /// The gateway already serves `global_max_parallel_requests` requests.
+    #[error("{0}")]
+    TooManyRequests(String),
     /// Every deployment of the group is cooling down.
     #[error("No deployments available for selected model, Try again in {} seconds. Passed model={group}.", retry_after.as_secs().max(1))]
     NoDeployments {
@@ -99,6 +102,7 @@ impl GatewayError {
             GatewayError::Connect { .. } => 502,
             GatewayError::UnsupportedParams { .. } => 400,
             GatewayError::NoDeployments { .. } => 429,
+            GatewayError::TooManyRequests(_) => 429,
             GatewayError::BadUpstreamResponse(_) => 502,
             GatewayError::Internal(_) => 500,
         }
@@ -169,6 +173,7 @@ impl GatewayError {
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
             GatewayError::NoDeployments { retry_after, .. } => Some(*retry_after),
+            GatewayError::TooManyRequests(_) => Some(Duration::from_secs(1)),
             _ => None,
         }
     }
@@ -198,6 +203,7 @@ impl GatewayError {
             GatewayError::BadUpstreamResponse(_) => "bad_upstream_response",
             GatewayError::UnsupportedParams { .. } => "unsupported_params",
             GatewayError::NoDeployments { .. } => "no_deployments",
+            GatewayError::TooManyRequests(_) => "too_many_requests",
             GatewayError::Internal(_) => "internal",
         }
     }

@@ -35,6 +35,8 @@ pub struct Gateway {
     /// Live per-deployment usage (in flight, this minute's requests and tokens, latency).
     pub usage: std::sync::Arc<crate::router::usage::Usage>,
     pub strategy: crate::router::strategy::Strategy,
+    /// Requests being served right now, for `global_max_parallel_requests`.
+    pub in_flight: Arc<std::sync::atomic::AtomicUsize>,
     /// Cooldown settings, read once.
     pub cooldown: crate::router::health::CooldownPolicy,
     /// Redis-shared cooldowns and limits, when configured.
@@ -57,6 +59,7 @@ impl Gateway {
             health: crate::router::health::Health::new(),
             usage: crate::router::usage::Usage::with_shared(shared.clone()),
             shared,
+            in_flight: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
             cooldown: {
                 let r = &config.router;
                 let d = crate::router::health::CooldownPolicy::default();
@@ -100,6 +103,20 @@ impl Gateway {
         }))
     }
 
+    /// Take a slot under `global_max_parallel_requests`; it is released when
+    /// the returned guard drops (for streams: when the stream ends).
+    pub fn admit(&self) -> Result<Admitted, crate::GatewayError> {
+        use std::sync::atomic::Ordering;
+        let now = self.in_flight.fetch_add(1, Ordering::AcqRel) + 1;
+        let slot = Admitted(Arc::clone(&self.in_flight));
+        match self.config.general.global_max_parallel_requests {
+            Some(limit) if now > limit as usize => Err(crate::GatewayError::TooManyRequests(format!(
+                "Max parallel request limit reached: the gateway serves at most {limit} requests at once (global_max_parallel_requests). Try again shortly."
+            ))),
+            _ => Ok(slot),
+        }
+    }
+
     pub fn master_key(&self) -> Option<&Secret> {
         self.config.general.master_key.as_ref()
     }
@@ -130,5 +147,14 @@ impl Gateway {
             Some(mb) if mb.is_finite() && mb > 0.0 => (mb * 1024.0 * 1024.0) as usize,
             _ => DEFAULT_MAX_REQUEST_BYTES,
         }
+    }
+}
+
+/// One request counted against `global_max_parallel_requests`.
+pub struct Admitted(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
     }
 }

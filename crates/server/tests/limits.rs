@@ -165,3 +165,50 @@ async fn general_settings_max_parallel_requests_is_the_per_deployment_default() 
         .await;
     assert_eq!(s, 429);
 }
+
+#[tokio::test]
+async fn global_max_parallel_requests_caps_the_whole_gateway() {
+    let up = MockOpenAi::start().await;
+    up.script([Reply::SseHang {
+        data: chat_chunks("x", "slow", false)[..2].to_vec(),
+    }]);
+    let yaml = format!(
+        "{}general_settings:\n  master_key: {}\n  global_max_parallel_requests: 1\n",
+        one(&up.base_url(), "", ""),
+        common::MASTER
+    );
+    let gw = TestGateway::start(&yaml).await;
+    let resp = gw
+        .post("/v1/chat/completions")
+        .json(&json!({"model":"m","messages":[],"stream":true}))
+        .send()
+        .await
+        .unwrap();
+    let mut body = resp.bytes_stream();
+    let _ = body.next().await;
+    let (s, h, b) = gw
+        .call("/v1/chat/completions", json!({"model":"m","messages":[]}))
+        .await;
+    assert_eq!(s, 429, "{b}");
+    assert!(b["error"]["message"]
+        .as_str()
+        .unwrap()
+        .starts_with("Max parallel request limit reached"));
+    assert_eq!(h["retry-after"], "1");
+    drop(body);
+    assert_eq!(up.wait_dropped_streams(1, Duration::from_secs(10)).await, 1);
+    let mut ok = false;
+    for _ in 0..50 {
+        if gw
+            .call("/v1/chat/completions", json!({"model":"m","messages":[]}))
+            .await
+            .0
+            == 200
+        {
+            ok = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(ok, "the slot came back when the stream ended");
+}

@@ -27,8 +27,12 @@ pub(crate) const LITELLM_IMPL: &[&str] = &[
     "max_fallbacks",
 ];
 
-pub(crate) const GENERAL_IMPL: &[&str] =
-    &["master_key", "max_request_size_mb", "max_parallel_requests"];
+pub(crate) const GENERAL_IMPL: &[&str] = &[
+    "master_key",
+    "max_request_size_mb",
+    "max_parallel_requests",
+    "global_max_parallel_requests",
+];
 
 pub(crate) const ROUTER_IMPL: &[&str] = &[
     "routing_strategy",

@@ -29,6 +29,8 @@ pub struct GeneralSettings {
     /// `max_parallel_requests`: the per-deployment default when neither the
     /// deployment nor `router_settings.default_max_parallel_requests` sets one.
     pub max_parallel_requests: Option<u32>,
+    /// `global_max_parallel_requests`: requests the whole gateway serves at once.
+    pub global_max_parallel_requests: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -134,6 +136,7 @@ pub(crate) fn parse_general(
         master_key: field(m, S, "master_key", as_string, issues).map(Secret::new),
         max_request_size_mb,
         max_parallel_requests: field(m, S, "max_parallel_requests", as_u32, issues),
+        global_max_parallel_requests: field(m, S, "global_max_parallel_requests", as_u32, issues),
     }
 }
 

@@ -3,11 +3,31 @@
 use super::attempt::run_group;
 use super::controls::Controls;
 use super::ops::EndpointOp;
-use super::Outcome;
+use super::{Answer, Outcome};
 use crate::router::fallbacks::{may_fall_back, plan};
 use crate::{Gateway, GatewayError, RequestContext};
+use futures_util::StreamExt;
 
 pub(super) async fn run<E: EndpointOp>(
+    gw: &Gateway,
+    ctx: &RequestContext,
+    op: &E,
+    controls: &Controls,
+    requested: &str,
+) -> Result<Outcome<E::Response>, GatewayError> {
+    let slot = gw.admit()?;
+    let mut outcome = groups(gw, ctx, op, controls, requested).await?;
+    // A stream keeps its slot until it ends or the client goes away.
+    if let Answer::Stream(stream) = outcome.answer {
+        outcome.answer = Answer::Stream(Box::pin(stream.map(move |frame| {
+            let _held = &slot;
+            frame
+        })));
+    }
+    Ok(outcome)
+}
+
+async fn groups<E: EndpointOp>(
     gw: &Gateway,
     ctx: &RequestContext,
     op: &E,
