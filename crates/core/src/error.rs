@@ -58,6 +58,9 @@ pub enum GatewayError {
         model: String,
         params: Vec<String>,
     },
+    /// The prompt does not fit any deployment's context window (pre-call check).
+    #[error("{message}")]
+    ContextWindow { message: String, group: String },
     /// The gateway already serves `global_max_parallel_requests` requests.
     #[error("{0}")]
     TooManyRequests(String),
@@ -103,6 +106,7 @@ impl GatewayError {
             GatewayError::UnsupportedParams { .. } => 400,
             GatewayError::NoDeployments { .. } => 429,
             GatewayError::TooManyRequests(_) => 429,
+            GatewayError::ContextWindow { .. } => 400,
             GatewayError::BadUpstreamResponse(_) => 502,
             GatewayError::Internal(_) => 500,
         }
@@ -204,6 +208,7 @@ impl GatewayError {
             GatewayError::UnsupportedParams { .. } => "unsupported_params",
             GatewayError::NoDeployments { .. } => "no_deployments",
             GatewayError::TooManyRequests(_) => "too_many_requests",
+            GatewayError::ContextWindow { .. } => "context_window",
             GatewayError::Internal(_) => "internal",
         }
     }

@@ -16,7 +16,12 @@ use serde_json::{json, Value};
 
 /// A rough token count: about four characters a token.
 pub fn estimate_tokens(text: &str) -> u64 {
-    (text.chars().count() as u64).div_ceil(4).max(1)
+    estimate_tokens_of_len(text.chars().count())
+}
+
+/// [`estimate_tokens`] for a text of `chars` characters.
+pub fn estimate_tokens_of_len(chars: usize) -> u64 {
+    (chars as u64).div_ceil(4).max(1)
 }
 
 fn now() -> u64 {

@@ -223,3 +223,41 @@ async fn health_checks_every_deployment_of_a_group() {
         .await;
     assert_eq!(s, 200, "health checks did not cool anything down");
 }
+
+#[tokio::test]
+async fn pre_call_checks_skip_deployments_the_prompt_does_not_fit() {
+    let small = MockOpenAi::start().await;
+    let long = MockOpenAi::start().await;
+    let yaml = format!(
+        "model_list:\n  - model_name: small\n    litellm_params: {{model: openai/s, api_base: \"{}\", api_key: k}}\n    model_info: {{max_input_tokens: 100}}\n  - model_name: long\n    litellm_params: {{model: openai/l, api_base: \"{}\", api_key: k}}\n    model_info: {{max_input_tokens: 100000}}\nrouter_settings:\n  enable_pre_call_checks: true\n  context_window_fallbacks: [{{\"small\": [\"long\"]}}]\n",
+        small.base_url(),
+        long.base_url()
+    );
+    let gw = TestGateway::start(&yaml).await;
+    let (s, h, _) = gw
+        .call(
+            "/v1/chat/completions",
+            json!({"model":"small","messages":[{"role":"user","content":"hi"}]}),
+        )
+        .await;
+    assert_eq!(
+        (s, h["x-litellm-model-group"].to_str().unwrap()),
+        (200, "small")
+    );
+    let big = "word ".repeat(400);
+    let (s, h, _) = gw
+        .call(
+            "/v1/chat/completions",
+            json!({"model":"small","messages":[{"role":"user","content":big}]}),
+        )
+        .await;
+    assert_eq!(
+        (s, h["x-litellm-model-group"].to_str().unwrap()),
+        (200, "long")
+    );
+    assert_eq!(
+        small.call_count(),
+        1,
+        "the over-long prompt never reached the small model"
+    );
+}

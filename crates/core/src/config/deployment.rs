@@ -613,6 +613,15 @@ pub(crate) fn parse_deployment(
     })
 }
 
+impl DeploymentConfig {
+    /// `model_info.max_input_tokens`, the context window for pre-call checks.
+    pub fn max_input_tokens(&self) -> Option<u64> {
+        self.model_info
+            .get("max_input_tokens")
+            .and_then(|v| v.as_u64().or_else(|| v.as_f64().map(|f| f as u64)))
+    }
+}
+
 /// Give every deployment its id: `model_info.id` when set (must be unique),
 /// else a hash of what identifies the entry, stable across restarts.
 pub(crate) fn assign_ids(deployments: &mut [DeploymentConfig], issues: &mut Vec<ConfigIssue>) {

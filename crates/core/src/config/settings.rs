@@ -59,6 +59,9 @@ pub struct RouterSettings {
     /// Check deployment `rpm`/`tpm` before calling (`enable_pre_call_checks`,
     /// or `optional_pre_call_checks: [enforce_model_rate_limits]`).
     pub enforce_rate_limits: bool,
+    /// Skip deployments whose `model_info.max_input_tokens` the prompt
+    /// exceeds (`enable_pre_call_checks`).
+    pub context_window_check: bool,
     /// `default_max_parallel_requests`: for deployments without their own.
     pub default_max_parallel_requests: Option<u32>,
     pub cooldown_time: Option<Duration>,
@@ -264,6 +267,10 @@ pub(crate) fn parse_router(
         enforce_rate_limits: field(m, S, "enable_pre_call_checks", as_bool, issues)
             .unwrap_or(false)
             || matches!(m.get("optional_pre_call_checks"), Some(Value::Array(a)) if a.iter().any(|c| c.as_str() == Some("enforce_model_rate_limits"))),
+        context_window_check: matches!(
+            m.get("enable_pre_call_checks").map(as_bool),
+            Some(Ok(true))
+        ),
         default_max_parallel_requests: field(m, S, "default_max_parallel_requests", as_u32, issues),
         cooldown_time: field(m, S, "cooldown_time", non_negative_secs, issues),
         allowed_fails_policy: match m.get("allowed_fails_policy") {

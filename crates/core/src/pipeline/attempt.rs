@@ -113,6 +113,32 @@ pub(super) async fn run_group<E: EndpointOp>(
     let mut retries = 0u32;
     let mut upstream_ms = 0.0;
     let mut last: Option<GatewayError> = None;
+    // Pre-call check: deployments whose context window the prompt exceeds.
+    let needed = if gw.config.router.context_window_check {
+        op.prompt_tokens_estimate()
+    } else {
+        0
+    };
+    let too_long: Vec<bool> = resolved
+        .deployments
+        .iter()
+        .map(|d| d.max_input_tokens().is_some_and(|max| needed > max))
+        .collect();
+    if n > 0 && too_long.iter().all(|t| *t) {
+        let max = resolved
+            .deployments
+            .iter()
+            .filter_map(|d| d.max_input_tokens())
+            .max()
+            .unwrap_or(0);
+        return Err(GatewayError::ContextWindow {
+            message: format!(
+                "litellm.ContextWindowExceededError: the prompt (about {needed} tokens) exceeds the context window of every deployment of model group '{}' (largest: {max} tokens)",
+                resolved.group
+            ),
+            group: resolved.group.to_owned(),
+        });
+    }
     let policy = gw.cooldown_policy();
     let may_cool = n > 1 || has_fallbacks(gw, resolved.group);
     loop {
@@ -136,7 +162,7 @@ pub(super) async fn run_group<E: EndpointOp>(
                 let unavailable = match &ctx.pin_deployment {
                     // A health check: this deployment only, whatever its state.
                     Some(pin) => *pin != d.id,
-                    None => cooling[i].is_some() || denied[i] || full[i].is_some(),
+                    None => cooling[i].is_some() || denied[i] || full[i].is_some() || too_long[i],
                 };
                 unavailable || d.max_retries.is_some_and(|m| tries[i] > m)
             })

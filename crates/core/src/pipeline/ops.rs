@@ -41,6 +41,11 @@ pub(super) trait EndpointOp: Sync + Sized {
         t: &Target,
     ) -> Result<Self::Response, TranslateError>;
 
+    /// A rough count of the prompt's tokens, for context-window pre-call checks.
+    fn prompt_tokens_estimate(&self) -> u64 {
+        0
+    }
+
     /// Tokens the answer reports using, for `tpm` accounting.
     fn total_tokens(&self, r: &Self::Response) -> u64 {
         let _ = r;
@@ -97,6 +102,17 @@ impl EndpointOp for ChatOp {
         t: &Target,
     ) -> Result<ChatResponse, TranslateError> {
         p.parse_chat_response(body, t)
+    }
+
+    fn prompt_tokens_estimate(&self) -> u64 {
+        let text: usize = self
+            .req
+            .messages
+            .iter()
+            .filter_map(|m| m.content.as_ref())
+            .map(|c| c.text().len())
+            .sum();
+        mock::estimate_tokens_of_len(text)
     }
 
     fn total_tokens(&self, r: &ChatResponse) -> u64 {

@@ -47,7 +47,8 @@ pub fn may_fall_back(e: &GatewayError) -> bool {
         GatewayError::Timeout { .. }
         | GatewayError::Connect { .. }
         | GatewayError::BadUpstreamResponse(_)
-        | GatewayError::NoDeployments { .. } => true,
+        | GatewayError::NoDeployments { .. }
+        | GatewayError::ContextWindow { .. } => true,
         GatewayError::Internal(_) => true,
         _ => false,
     }
@@ -64,6 +65,7 @@ pub fn plan<'a>(
     let max = fb.max.unwrap_or(DEFAULT_MAX_FALLBACKS);
     let class = match e {
         GatewayError::Upstream { error, .. } => error.class(),
+        GatewayError::ContextWindow { .. } => ErrorClass::ContextWindow,
         _ => ErrorClass::Other,
     };
     let list: &[String] = if let Some(r) = request {
