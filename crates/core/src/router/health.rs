@@ -48,6 +48,15 @@ struct State {
     failures: VecDeque<(Instant, Option<&'static str>)>,
 }
 
+/// The health state machine: healthy → cooling down → probation → healthy
+/// (after a success) or back to cooling down (after any failure).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeploymentState {
+    Healthy,
+    CoolingDown { until: Instant },
+    Probation,
+}
+
 /// What happened on one attempt, as far as health is concerned.
 #[derive(Debug, Clone, Copy)]
 pub enum Observed {
@@ -107,7 +116,16 @@ impl Health {
         }
         s.failures.push_back((now, kind));
         let per_kind = kind.and_then(|k| policy.allowed_fails_policy.get(k).map(|n| (k, *n)));
+        // On probation (its cooldown is over, no success since): one more
+        // failure sends it straight back.
+        let probation = s.until.is_some_and(|u| u <= now);
         let cool_for = match (per_kind, seen) {
+            _ if probation => Some(match seen {
+                Observed::Immediate {
+                    retry_after: Some(ra),
+                } => ra,
+                _ => policy.cooldown,
+            }),
             (Some((k, allowed)), _) => {
                 let count = s.failures.iter().filter(|(_, fk)| *fk == Some(k)).count();
                 (count as u32 > allowed).then_some(policy.cooldown)
@@ -142,11 +160,26 @@ impl Health {
         }
     }
 
-    /// A success clears the failure count (not a running cooldown).
+    /// A success clears the failure count, and ends probation: the
+    /// deployment is healthy again.
     pub fn record_success(&self, id: &str) {
+        let now = Instant::now();
         let mut states = self.lock();
         if let Some(s) = states.get_mut(id) {
             s.failures.clear();
+            if s.until.is_some_and(|u| u <= now) {
+                s.until = None;
+            }
+        }
+    }
+
+    /// Where a deployment stands: healthy, cooling down (until when), or on
+    /// probation after a cooldown.
+    pub fn state(&self, id: &str, now: Instant) -> DeploymentState {
+        match self.lock().get(id).and_then(|s| s.until) {
+            Some(u) if u > now => DeploymentState::CoolingDown { until: u },
+            Some(_) => DeploymentState::Probation,
+            None => DeploymentState::Healthy,
         }
     }
 }
@@ -274,5 +307,40 @@ mod tests {
                 "allowed_fails_policy: 2 rate limits are allowed, the 3rd cools down"
             );
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn healthy_cooling_probation_healthy() {
+        let h = Health::new();
+        assert_eq!(h.state("a", Instant::now()), DeploymentState::Healthy);
+        h.record_failure(
+            "a",
+            Observed::Immediate { retry_after: None },
+            None,
+            &P,
+            true,
+            Instant::now(),
+        );
+        assert!(matches!(
+            h.state("a", Instant::now()),
+            DeploymentState::CoolingDown { .. }
+        ));
+        tokio::time::advance(Duration::from_secs(6)).await;
+        assert_eq!(h.state("a", Instant::now()), DeploymentState::Probation);
+        // On probation a single ordinary failure (not enough for allowed_fails) cools it again.
+        h.record_failure("a", Observed::Failure, None, &P, true, Instant::now());
+        assert!(matches!(
+            h.state("a", Instant::now()),
+            DeploymentState::CoolingDown { .. }
+        ));
+        tokio::time::advance(Duration::from_secs(6)).await;
+        h.record_success("a");
+        assert_eq!(h.state("a", Instant::now()), DeploymentState::Healthy);
+        h.record_failure("a", Observed::Failure, None, &P, true, Instant::now());
+        assert_eq!(
+            h.state("a", Instant::now()),
+            DeploymentState::Healthy,
+            "healthy again: one failure is allowed"
+        );
     }
 }
