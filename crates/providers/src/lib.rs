@@ -8,11 +8,15 @@ pub mod anthropic;
 pub mod bedrock;
 pub mod capabilities;
 pub mod catalog;
+mod chunks;
 pub mod error;
 pub mod gemini;
 pub mod openai_compat;
+mod params;
 pub mod registry;
 pub mod target;
+mod tool_calls;
+mod turns;
 pub mod vertex;
 
 use bytes::Bytes;

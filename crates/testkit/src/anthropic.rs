@@ -10,11 +10,9 @@
 //! the script is consulted, so adapter bugs show up as they would in
 //! production.
 
-use std::collections::{HashSet, VecDeque};
-use std::convert::Infallible;
+use std::collections::HashSet;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
@@ -22,10 +20,10 @@ use axum::extract::State;
 use axum::http::{HeaderMap, Method, Uri};
 use axum::response::Response;
 use axum::Router;
-use futures_util::stream::{self, StreamExt};
 use serde_json::{json, Value};
 
 pub use crate::openai::Recorded;
+use crate::server::{self, Core, MockServer};
 
 /// The text of the default answer.
 pub const DEFAULT_TEXT: &str = "Hello! How can I help you today?";
@@ -144,46 +142,21 @@ pub fn status_for_kind(kind: &str) -> u16 {
     }
 }
 
-#[derive(Default)]
-struct Shared {
-    script: Mutex<VecDeque<Reply>>,
-    calls: Mutex<Vec<Recorded>>,
-    /// Numbers message and tool-use ids.
-    serial: AtomicUsize,
-    /// Hanging streams whose client went away.
-    dropped_streams: AtomicUsize,
-    dropped: tokio::sync::Notify,
-}
+type Shared = Core<Reply>;
 
 /// A running mock; it stops when dropped.
 pub struct MockAnthropic {
     pub addr: SocketAddr,
-    shared: Arc<Shared>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for MockAnthropic {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
+    server: MockServer<Reply>,
 }
 
 impl MockAnthropic {
     pub async fn start() -> Self {
-        let shared = Arc::new(Shared::default());
-        let app = Router::new().fallback(handle).with_state(shared.clone());
-        let listener = match tokio::net::TcpListener::bind("127.0.0.1:0").await {
-            Ok(l) => l,
-            Err(e) => panic!("mock upstream cannot bind: {e}"),
-        };
-        let addr = match listener.local_addr() {
-            Ok(a) => a,
-            Err(e) => panic!("mock upstream has no address: {e}"),
-        };
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        Self { addr, shared, task }
+        let server = MockServer::start((), Router::new().fallback(handle)).await;
+        Self {
+            addr: server.addr,
+            server,
+        }
     }
 
     /// `http://127.0.0.1:<port>`, the value for `api_base` (Anthropic's
@@ -192,43 +165,9 @@ impl MockAnthropic {
         format!("http://{}", self.addr)
     }
 
-    /// Queue replies for the next calls, in order; after them, defaults.
-    pub fn script(&self, replies: impl IntoIterator<Item = Reply>) {
-        lock(&self.shared.script).extend(replies);
-    }
+    server::recording_methods!(Reply);
 
-    pub fn calls(&self) -> Vec<Recorded> {
-        lock(&self.shared.calls).clone()
-    }
-
-    pub fn call_count(&self) -> usize {
-        lock(&self.shared.calls).len()
-    }
-
-    /// Wait (at most `limit`) until `n` hanging streams saw their client go
-    /// away; returns how many did.
-    pub async fn wait_dropped_streams(&self, n: usize, limit: Duration) -> usize {
-        let deadline = tokio::time::Instant::now() + limit;
-        loop {
-            let notified = self.shared.dropped.notified();
-            let seen = self.dropped_streams();
-            if seen >= n {
-                return seen;
-            }
-            if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                return self.dropped_streams();
-            }
-        }
-    }
-
-    /// How many hanging streams saw their client disconnect.
-    pub fn dropped_streams(&self) -> usize {
-        self.shared.dropped_streams.load(Ordering::SeqCst)
-    }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
+    server::dropped_stream_methods!();
 }
 
 async fn handle(
@@ -238,14 +177,7 @@ async fn handle(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let parsed: Option<Value> = serde_json::from_slice(&body).ok();
-    lock(&shared.calls).push(Recorded {
-        method: method.clone(),
-        path: uri.path().to_owned(),
-        query: uri.query().map(str::to_owned),
-        headers: headers.clone(),
-        body: parsed.clone().unwrap_or(Value::Null),
-    });
+    let parsed = shared.record_json(&method, &uri, &headers, &body);
     if method != Method::POST || uri.path() != "/v1/messages" {
         return error_response(404, "not_found_error", "Not Found", &[]);
     }
@@ -253,8 +185,8 @@ async fn handle(
         return refusal;
     }
     let req = parsed.unwrap_or(Value::Null);
-    let reply = lock(&shared.script).pop_front().unwrap_or(Reply::Default);
-    let n = shared.serial.fetch_add(1, Ordering::SeqCst) + 1;
+    let reply = shared.next_reply().unwrap_or(Reply::Default);
+    let n = shared.next_serial();
     respond(reply, req, n, shared).await
 }
 
@@ -584,25 +516,12 @@ fn respond(
             }
             Reply::Events(events) => sse_response(Body::from(sse_text(&events))),
             Reply::Hang(events) => {
-                struct Guard(Arc<Shared>);
-                impl Drop for Guard {
-                    fn drop(&mut self) {
-                        self.0.dropped_streams.fetch_add(1, Ordering::SeqCst);
-                        self.0.dropped.notify_waiters();
-                    }
-                }
-                let guard = Guard(shared);
-                let first = stream::iter(
-                    events
-                        .into_iter()
-                        .map(|(e, d)| Ok::<_, Infallible>(Bytes::from(frame(&e, &d)))),
-                );
-                let pings = stream::unfold(guard, |g| async move {
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                    let ping = frame("ping", &json!({"type": "ping"}));
-                    Some((Ok(Bytes::from(ping)), g))
-                });
-                sse_response(Body::from_stream(first.chain(pings)))
+                let first = events
+                    .into_iter()
+                    .map(|(e, d)| Bytes::from(frame(&e, &d)))
+                    .collect();
+                let ping = Bytes::from(frame("ping", &json!({"type": "ping"})));
+                sse_response(shared.hanging_body(first, ping))
             }
         }
     })

@@ -11,11 +11,9 @@
 //! signature itself is not recomputed: the gateway's signer is checked
 //! against botocore vectors in its unit tests.)
 
-use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
 use axum::extract::State;
@@ -26,6 +24,7 @@ use futures_util::stream;
 use serde_json::{json, Value};
 
 pub use crate::openai::Recorded;
+use crate::server::{self, Core, MockServer};
 
 /// The access key id the mock expects in the `Credential=` scope.
 pub const ACCESS_KEY_ID: &str = "AKIAMOCKBEDROCK00001";
@@ -183,25 +182,18 @@ pub fn exception_frame(kind: &str, message: &str) -> Vec<u8> {
 
 // ------------------------------------------------------------------ mock
 
-#[derive(Default)]
-struct Shared {
-    script: Mutex<VecDeque<Reply>>,
-    calls: Mutex<Vec<Recorded>>,
-    serial: AtomicUsize,
+/// What requests must carry to be let in.
+struct Expected {
+    /// The access key id of the `Credential=` scope.
     key_id: String,
 }
+
+type Shared = Core<Reply, Expected>;
 
 /// A running mock; it stops when dropped.
 pub struct MockBedrock {
     pub addr: SocketAddr,
-    shared: Arc<Shared>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for MockBedrock {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
+    server: MockServer<Reply, Expected>,
 }
 
 impl MockBedrock {
@@ -212,23 +204,17 @@ impl MockBedrock {
 
     /// A mock expecting requests signed with `key_id`.
     pub async fn start_for_key(key_id: &str) -> Self {
-        let shared = Arc::new(Shared {
-            key_id: key_id.to_owned(),
-            ..Shared::default()
-        });
-        let app = Router::new().fallback(handle).with_state(shared.clone());
-        let listener = match tokio::net::TcpListener::bind("127.0.0.1:0").await {
-            Ok(l) => l,
-            Err(e) => panic!("mock upstream cannot bind: {e}"),
-        };
-        let addr = match listener.local_addr() {
-            Ok(a) => a,
-            Err(e) => panic!("mock upstream has no address: {e}"),
-        };
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        Self { addr, shared, task }
+        let server = MockServer::start(
+            Expected {
+                key_id: key_id.to_owned(),
+            },
+            Router::new().fallback(handle),
+        )
+        .await;
+        Self {
+            addr: server.addr,
+            server,
+        }
     }
 
     /// `http://127.0.0.1:<port>`, the value for `aws_bedrock_runtime_endpoint`.
@@ -236,22 +222,7 @@ impl MockBedrock {
         format!("http://{}", self.addr)
     }
 
-    /// Queue replies for the next calls, in order; after them, defaults.
-    pub fn script(&self, replies: impl IntoIterator<Item = Reply>) {
-        lock(&self.shared.script).extend(replies);
-    }
-
-    pub fn calls(&self) -> Vec<Recorded> {
-        lock(&self.shared.calls).clone()
-    }
-
-    pub fn call_count(&self) -> usize {
-        lock(&self.shared.calls).len()
-    }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
+    server::recording_methods!(Reply);
 }
 
 /// `%XX` escapes decoded (the model id in the path).
@@ -293,15 +264,8 @@ async fn handle(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let parsed: Option<Value> = serde_json::from_slice(&body).ok();
-    lock(&shared.calls).push(Recorded {
-        method: method.clone(),
-        path: uri.path().to_owned(),
-        query: uri.query().map(str::to_owned),
-        headers: headers.clone(),
-        body: parsed.clone().unwrap_or(Value::Null),
-    });
-    if let Some(refusal) = refuse_auth(&headers, &shared.key_id) {
+    let parsed = shared.record_json(&method, &uri, &headers, &body);
+    if let Some(refusal) = refuse_auth(&headers, &shared.ext.key_id) {
         return refusal;
     }
     let Some((_model, stream)) = route(uri.path()).filter(|_| method == Method::POST) else {
@@ -321,8 +285,8 @@ async fn handle(
     if let Some(refusal) = refuse_body(&req) {
         return refusal;
     }
-    let reply = lock(&shared.script).pop_front().unwrap_or(Reply::Default);
-    let n = shared.serial.fetch_add(1, Ordering::SeqCst) + 1;
+    let reply = shared.next_reply().unwrap_or(Reply::Default);
+    let n = shared.next_serial();
     respond(reply, stream, n)
 }
 

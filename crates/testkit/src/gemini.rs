@@ -12,11 +12,8 @@
 //! without its thought signature) get Google's error answer before the script
 //! is consulted.
 
-use std::collections::VecDeque;
-use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
@@ -24,10 +21,10 @@ use axum::extract::State;
 use axum::http::{HeaderMap, Method, Uri};
 use axum::response::Response;
 use axum::Router;
-use futures_util::stream::{self, StreamExt};
 use serde_json::{json, Value};
 
 pub use crate::openai::Recorded;
+use crate::server::{self, Core, MockServer};
 
 /// The text of the default answer.
 pub const DEFAULT_TEXT: &str = "Hello! How can I help you today?";
@@ -126,44 +123,21 @@ pub fn status_for_code(code: u16) -> &'static str {
     }
 }
 
-#[derive(Default)]
-struct Shared {
-    script: Mutex<VecDeque<Reply>>,
-    calls: Mutex<Vec<Recorded>>,
-    serial: AtomicUsize,
-    dropped_streams: AtomicUsize,
-    dropped: tokio::sync::Notify,
-}
+type Shared = Core<Reply>;
 
 /// A running mock; it stops when dropped.
 pub struct MockGemini {
     pub addr: SocketAddr,
-    shared: Arc<Shared>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for MockGemini {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
+    server: MockServer<Reply>,
 }
 
 impl MockGemini {
     pub async fn start() -> Self {
-        let shared = Arc::new(Shared::default());
-        let app = Router::new().fallback(handle).with_state(shared.clone());
-        let listener = match tokio::net::TcpListener::bind("127.0.0.1:0").await {
-            Ok(l) => l,
-            Err(e) => panic!("mock upstream cannot bind: {e}"),
-        };
-        let addr = match listener.local_addr() {
-            Ok(a) => a,
-            Err(e) => panic!("mock upstream has no address: {e}"),
-        };
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        Self { addr, shared, task }
+        let server = MockServer::start((), Router::new().fallback(handle)).await;
+        Self {
+            addr: server.addr,
+            server,
+        }
     }
 
     /// `http://127.0.0.1:<port>`, the value for `api_base`.
@@ -171,43 +145,9 @@ impl MockGemini {
         format!("http://{}", self.addr)
     }
 
-    /// Queue replies for the next calls, in order; after them, defaults.
-    pub fn script(&self, replies: impl IntoIterator<Item = Reply>) {
-        lock(&self.shared.script).extend(replies);
-    }
+    server::recording_methods!(Reply);
 
-    pub fn calls(&self) -> Vec<Recorded> {
-        lock(&self.shared.calls).clone()
-    }
-
-    pub fn call_count(&self) -> usize {
-        lock(&self.shared.calls).len()
-    }
-
-    /// Wait (at most `limit`) until `n` hanging streams saw their client go
-    /// away; returns how many did.
-    pub async fn wait_dropped_streams(&self, n: usize, limit: Duration) -> usize {
-        let deadline = tokio::time::Instant::now() + limit;
-        loop {
-            let notified = self.shared.dropped.notified();
-            let seen = self.dropped_streams();
-            if seen >= n {
-                return seen;
-            }
-            if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                return self.dropped_streams();
-            }
-        }
-    }
-
-    /// How many hanging streams saw their client disconnect.
-    pub fn dropped_streams(&self) -> usize {
-        self.shared.dropped_streams.load(Ordering::SeqCst)
-    }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
+    server::dropped_stream_methods!();
 }
 
 /// What the path asks for.
@@ -245,14 +185,7 @@ async fn handle(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let parsed: Option<Value> = serde_json::from_slice(&body).ok();
-    lock(&shared.calls).push(Recorded {
-        method: method.clone(),
-        path: uri.path().to_owned(),
-        query: uri.query().map(str::to_owned),
-        headers: headers.clone(),
-        body: parsed.clone().unwrap_or(Value::Null),
-    });
+    let parsed = shared.record_json(&method, &uri, &headers, &body);
     let Some((model, call)) = route(uri.path(), uri.query()).filter(|_| method == Method::POST)
     else {
         return error_response(
@@ -282,8 +215,8 @@ async fn handle(
     if let Some(message) = refuse(&model, parsed.as_ref()) {
         return error_response(400, &message, "INVALID_ARGUMENT", &[]);
     }
-    let reply = lock(&shared.script).pop_front().unwrap_or(Reply::Default);
-    let n = shared.serial.fetch_add(1, Ordering::SeqCst) + 1;
+    let reply = shared.next_reply().unwrap_or(Reply::Default);
+    let n = shared.next_serial();
     respond(reply, model, call, n, shared).await
 }
 
@@ -530,23 +463,9 @@ fn respond(
                 sse_response(Body::from(data.iter().map(frame).collect::<String>()))
             }
             Reply::SseHang(data) => {
-                struct Guard(Arc<Shared>);
-                impl Drop for Guard {
-                    fn drop(&mut self) {
-                        self.0.dropped_streams.fetch_add(1, Ordering::SeqCst);
-                        self.0.dropped.notify_waiters();
-                    }
-                }
-                let guard = Guard(shared);
-                let first = stream::iter(
-                    data.into_iter()
-                        .map(|d| Ok::<_, Infallible>(Bytes::from(frame(&d)))),
-                );
-                let keepalive = stream::unfold(guard, |g| async move {
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                    Some((Ok(Bytes::from_static(b": keep-alive\r\n\r\n")), g))
-                });
-                sse_response(Body::from_stream(first.chain(keepalive)))
+                let first = data.iter().map(|d| Bytes::from(frame(d))).collect();
+                let keepalive = Bytes::from_static(b": keep-alive\r\n\r\n");
+                sse_response(shared.hanging_body(first, keepalive))
             }
         }
     })

@@ -7,6 +7,7 @@ pub mod anthropic;
 pub mod bedrock;
 pub mod gemini;
 pub mod openai;
+mod server;
 pub mod vertex;
 
 pub use anthropic::MockAnthropic;

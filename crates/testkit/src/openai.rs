@@ -2,11 +2,8 @@
 //! embeddings like OpenAI does; replies can be scripted per call (errors,
 //! delays, broken or hanging streams). Every request is recorded.
 
-use std::collections::VecDeque;
-use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
@@ -14,8 +11,9 @@ use axum::extract::State;
 use axum::http::{HeaderMap, Method, Uri};
 use axum::response::Response;
 use axum::Router;
-use futures_util::stream::{self, StreamExt};
 use serde_json::{json, Value};
+
+use crate::server::{self, Core, MockServer};
 
 /// A scripted reply.
 #[derive(Debug, Clone)]
@@ -73,44 +71,21 @@ pub struct Recorded {
     pub body: Value,
 }
 
-#[derive(Default)]
-struct Shared {
-    script: Mutex<VecDeque<Reply>>,
-    calls: Mutex<Vec<Recorded>>,
-    /// Hanging streams whose client went away.
-    dropped_streams: AtomicUsize,
-    dropped: tokio::sync::Notify,
-}
+type Shared = Core<Reply>;
 
 /// A running mock; it stops when dropped.
 pub struct MockOpenAi {
     pub addr: SocketAddr,
-    shared: Arc<Shared>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for MockOpenAi {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
+    server: MockServer<Reply>,
 }
 
 impl MockOpenAi {
     pub async fn start() -> Self {
-        let shared = Arc::new(Shared::default());
-        let app = Router::new().fallback(handle).with_state(shared.clone());
-        let listener = match tokio::net::TcpListener::bind("127.0.0.1:0").await {
-            Ok(l) => l,
-            Err(e) => panic!("mock upstream cannot bind: {e}"),
-        };
-        let addr = match listener.local_addr() {
-            Ok(a) => a,
-            Err(e) => panic!("mock upstream has no address: {e}"),
-        };
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        Self { addr, shared, task }
+        let server = MockServer::start((), Router::new().fallback(handle)).await;
+        Self {
+            addr: server.addr,
+            server,
+        }
     }
 
     /// `http://127.0.0.1:<port>/v1`, the value for `api_base`.
@@ -123,43 +98,9 @@ impl MockOpenAi {
         format!("http://{}", self.addr)
     }
 
-    /// Queue replies for the next calls, in order; after them, defaults.
-    pub fn script(&self, replies: impl IntoIterator<Item = Reply>) {
-        lock(&self.shared.script).extend(replies);
-    }
+    server::recording_methods!(Reply);
 
-    pub fn calls(&self) -> Vec<Recorded> {
-        lock(&self.shared.calls).clone()
-    }
-
-    pub fn call_count(&self) -> usize {
-        lock(&self.shared.calls).len()
-    }
-
-    /// Wait (at most `limit`) until `n` hanging streams saw their client go
-    /// away; returns how many did.
-    pub async fn wait_dropped_streams(&self, n: usize, limit: Duration) -> usize {
-        let deadline = tokio::time::Instant::now() + limit;
-        loop {
-            let notified = self.shared.dropped.notified();
-            let seen = self.dropped_streams();
-            if seen >= n {
-                return seen;
-            }
-            if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                return self.dropped_streams();
-            }
-        }
-    }
-
-    /// How many hanging streams saw their client disconnect.
-    pub fn dropped_streams(&self) -> usize {
-        self.shared.dropped_streams.load(Ordering::SeqCst)
-    }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
+    server::dropped_stream_methods!();
 }
 
 async fn handle(
@@ -169,15 +110,10 @@ async fn handle(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let parsed: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    lock(&shared.calls).push(Recorded {
-        method,
-        path: uri.path().to_owned(),
-        query: uri.query().map(str::to_owned),
-        headers,
-        body: parsed.clone(),
-    });
-    let reply = lock(&shared.script).pop_front().unwrap_or(Reply::Default);
+    let parsed = shared
+        .record_json(&method, &uri, &headers, &body)
+        .unwrap_or(Value::Null);
+    let reply = shared.next_reply().unwrap_or(Reply::Default);
     respond(reply, uri.path(), &parsed, shared).await
 }
 
@@ -255,23 +191,12 @@ fn respond(
                 sse_response(Body::from(text))
             }
             Reply::SseHang { data } => {
-                struct Guard(Arc<Shared>);
-                impl Drop for Guard {
-                    fn drop(&mut self) {
-                        self.0.dropped_streams.fetch_add(1, Ordering::SeqCst);
-                        self.0.dropped.notify_waiters();
-                    }
-                }
-                let guard = Guard(shared);
-                let first = stream::iter(
-                    data.into_iter()
-                        .map(|d| Ok::<_, Infallible>(Bytes::from(format!("data: {d}\n\n")))),
-                );
-                let keepalive = stream::unfold(guard, |g| async move {
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                    Some((Ok(Bytes::from_static(b": keep-alive\n\n")), g))
-                });
-                sse_response(Body::from_stream(first.chain(keepalive)))
+                let first = data
+                    .into_iter()
+                    .map(|d| Bytes::from(format!("data: {d}\n\n")))
+                    .collect();
+                let keepalive = Bytes::from_static(b": keep-alive\n\n");
+                sse_response(shared.hanging_body(first, keepalive))
             }
             Reply::Default => default_reply(&path, &req, DEFAULT_CONTENT),
             Reply::Content(c) => default_reply(&path, &req, &c),

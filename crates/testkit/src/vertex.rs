@@ -21,7 +21,7 @@
 //! one added with [`MockVertex::allow_token`]); anything else gets Google's
 //! 401. Replies can be scripted; every request is recorded.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -37,6 +37,7 @@ use crate::gemini::{
     error_body, frame as gemini_frame, response_json, status_for_code, text_chunks,
 };
 pub use crate::openai::Recorded;
+use crate::server::{self, lock, Core, MockServer};
 
 /// The text of the default chat answer (Gemini and Claude).
 pub const DEFAULT_TEXT: &str = "Hello from Vertex AI!";
@@ -113,49 +114,30 @@ impl Reply {
     }
 }
 
+/// The token side of the mock (model calls are the [`Core`]'s).
 #[derive(Default)]
-struct Shared {
-    script: Mutex<VecDeque<Reply>>,
+struct Tokens {
+    /// Requests to the token endpoint and the metadata server.
     calls: Mutex<Vec<Recorded>>,
-    token_calls: Mutex<Vec<Recorded>>,
     issued: Mutex<HashSet<String>>,
-    token_serial: AtomicUsize,
     serial: AtomicUsize,
 }
+
+type Shared = Core<Reply, Tokens>;
 
 /// A running mock; it stops when dropped.
 pub struct MockVertex {
     pub addr: SocketAddr,
-    shared: Arc<Shared>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for MockVertex {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
+    server: MockServer<Reply, Tokens>,
 }
 
 impl MockVertex {
     pub async fn start() -> Self {
-        let shared = Arc::new(Shared::default());
-        let app = Router::new().fallback(handle).with_state(shared.clone());
-        let listener = match tokio::net::TcpListener::bind("127.0.0.1:0").await {
-            Ok(l) => l,
-            Err(e) => panic!("mock upstream cannot bind: {e}"),
-        };
-        let addr = match listener.local_addr() {
-            Ok(a) => a,
-            Err(e) => panic!("mock upstream has no address: {e}"),
-        };
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        Self { addr, shared, task }
+        let server = MockServer::start(Tokens::default(), Router::new().fallback(handle)).await;
+        Self {
+            addr: server.addr,
+            server,
+        }
     }
 
     /// `http://127.0.0.1:<port>`, the value for `api_base`.
@@ -184,36 +166,36 @@ impl MockVertex {
 
     /// Accept this bearer token on model paths too.
     pub fn allow_token(&self, token: &str) {
-        lock(&self.shared.issued).insert(token.to_owned());
+        lock(&self.server.core.ext.issued).insert(token.to_owned());
     }
 
     /// Forget every issued token: model calls get 401 until a new one is
     /// fetched.
     pub fn revoke_tokens(&self) {
-        lock(&self.shared.issued).clear();
+        lock(&self.server.core.ext.issued).clear();
     }
 
     /// Queue replies for the next model calls, in order; then defaults.
     pub fn script(&self, replies: impl IntoIterator<Item = Reply>) {
-        lock(&self.shared.script).extend(replies);
+        self.server.core.script(replies);
     }
 
     /// Model calls (everything but the token endpoint).
     pub fn calls(&self) -> Vec<Recorded> {
-        lock(&self.shared.calls).clone()
+        self.server.core.calls()
     }
 
     pub fn call_count(&self) -> usize {
-        lock(&self.shared.calls).len()
+        self.server.core.call_count()
     }
 
     /// Requests to the token endpoint and the metadata server.
     pub fn token_calls(&self) -> Vec<Recorded> {
-        lock(&self.shared.token_calls).clone()
+        lock(&self.server.core.ext.calls).clone()
     }
 
     pub fn token_call_count(&self) -> usize {
-        lock(&self.shared.token_calls).len()
+        lock(&self.server.core.ext.calls).len()
     }
 }
 
@@ -298,17 +280,12 @@ async fn handle(
     body: Bytes,
 ) -> Response {
     let parsed: Option<Value> = serde_json::from_slice(&body).ok();
-    let record = Recorded {
-        method: method.clone(),
-        path: uri.path().to_owned(),
-        query: uri.query().map(str::to_owned),
-        headers: headers.clone(),
-        body: parsed
-            .clone()
-            .unwrap_or_else(|| Value::String(String::from_utf8_lossy(&body).into_owned())),
-    };
+    let recorded_body = parsed
+        .clone()
+        .unwrap_or_else(|| Value::String(String::from_utf8_lossy(&body).into_owned()));
+    let record = server::recorded(&method, &uri, &headers, recorded_body);
     if method == Method::GET && uri.path() == METADATA_TOKEN_PATH {
-        lock(&shared.token_calls).push(record);
+        lock(&shared.ext.calls).push(record);
         if headers.get("metadata-flavor").and_then(|v| v.to_str().ok()) != Some("Google") {
             return Response::builder()
                 .status(403)
@@ -320,10 +297,10 @@ async fn handle(
     }
     let call = route(uri.path(), uri.query()).filter(|_| method == Method::POST);
     if call == Some(Call::Token) {
-        lock(&shared.token_calls).push(record);
+        lock(&shared.ext.calls).push(record);
         return token(&shared, &body);
     }
-    lock(&shared.calls).push(record);
+    shared.record(record);
     let Some(call) = call else {
         return google_error(
             404,
@@ -340,14 +317,14 @@ async fn handle(
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
-    if !token.is_some_and(|t| lock(&shared.issued).contains(t)) {
+    if !token.is_some_and(|t| lock(&shared.ext.issued).contains(t)) {
         return google_error(401, UNAUTHENTICATED_MESSAGE);
     }
     let Some(body) = parsed.filter(Value::is_object) else {
         return google_error(400, "Invalid JSON payload received.");
     };
-    let reply = lock(&shared.script).pop_front().unwrap_or(Reply::Default);
-    let n = shared.serial.fetch_add(1, Ordering::SeqCst) + 1;
+    let reply = shared.next_reply().unwrap_or(Reply::Default);
+    let n = shared.next_serial();
     let text = match reply {
         Reply::Default => DEFAULT_TEXT.to_owned(),
         Reply::Text(t) => t,
@@ -429,9 +406,9 @@ fn token(shared: &Shared, body: &[u8]) -> Response {
 }
 
 fn issue_token(shared: &Shared) -> Response {
-    let n = shared.token_serial.fetch_add(1, Ordering::SeqCst) + 1;
+    let n = shared.ext.serial.fetch_add(1, Ordering::SeqCst) + 1;
     let token = format!("ya29.mock-{n}");
-    lock(&shared.issued).insert(token.clone());
+    lock(&shared.ext.issued).insert(token.clone());
     json_response(
         200,
         &json!({"access_token": token, "expires_in": 3600, "token_type": "Bearer"}),

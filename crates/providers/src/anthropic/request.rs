@@ -10,8 +10,6 @@
 //! specific keys such as `top_k` or `container` — is forwarded verbatim, as
 //! LiteLLM forwards unknown keyword arguments.
 
-use std::borrow::Cow;
-
 use bytes::Bytes;
 use ferrolite_types::openai::chat::{ContentPart, ToolCall};
 use ferrolite_types::openai::{ChatMessage, ChatRequest};
@@ -20,6 +18,8 @@ use serde_json::{json, Value};
 
 use super::RESPONSE_FORMAT_TOOL_NAME;
 use crate::capabilities::unsupported_params;
+use crate::params::{merged, param};
+use crate::turns::{base64_data, image_url, push_turn, replayed_call, Turn};
 use crate::{BuildOptions, ProviderKind, Target, TranslateError};
 
 /// `max_tokens` is mandatory upstream; LiteLLM's default when the client sets
@@ -66,27 +66,6 @@ const MAPPED: &[&str] = &[
 
 fn bad(msg: impl Into<String>) -> TranslateError {
     TranslateError::BadRequest(msg.into())
-}
-
-/// The client's parameters plus any deployment default it did not set.
-fn merged<'a>(extra: &'a JsonMap, defaults: Option<&JsonMap>) -> Cow<'a, JsonMap> {
-    match defaults {
-        Some(d) if d.keys().any(|k| !extra.contains_key(k)) => {
-            let mut m = extra.clone();
-            for (k, v) in d {
-                if !m.contains_key(k) {
-                    m.insert(k.clone(), v.clone());
-                }
-            }
-            Cow::Owned(m)
-        }
-        _ => Cow::Borrowed(extra),
-    }
-}
-
-/// A parameter, with JSON `null` treated as absent.
-fn param<'a>(params: &'a JsonMap, key: &str) -> Option<&'a Value> {
-    params.get(key).filter(|v| !v.is_null())
 }
 
 pub(super) fn chat_body(
@@ -425,12 +404,6 @@ fn response_format_tool(rf: &Value) -> Option<Value> {
     Some(Value::Object(tool))
 }
 
-/// One Anthropic turn being assembled.
-struct Turn {
-    role: &'static str,
-    blocks: Vec<Value>,
-}
-
 /// Messages → (`system`, `messages`).
 fn convert_messages(msgs: &[ChatMessage]) -> Result<(Option<Value>, Vec<Value>), TranslateError> {
     let mut system: Vec<Value> = Vec::new();
@@ -484,18 +457,6 @@ fn convert_messages(msgs: &[ChatMessage]) -> Result<(Option<Value>, Vec<Value>),
         })
         .collect();
     Ok((system, messages))
-}
-
-/// Append to the last turn when it has the same role; turns without content
-/// are dropped (Anthropic rejects empty content).
-fn push_turn(turns: &mut Vec<Turn>, role: &'static str, blocks: Vec<Value>) {
-    if blocks.is_empty() {
-        return;
-    }
-    match turns.last_mut() {
-        Some(last) if last.role == role => last.blocks.extend(blocks),
-        _ => turns.push(Turn { role, blocks }),
-    }
 }
 
 /// `{"type":"text","text":…}` and nothing else: can be sent as a string.
@@ -575,15 +536,7 @@ fn part_block(part: &ContentPart) -> Result<Option<Value>, TranslateError> {
             _ => return Ok(None),
         },
         "image_url" => {
-            let url = match part.extra.get("image_url") {
-                Some(Value::String(u)) => u.as_str(),
-                Some(v) => v
-                    .get("url")
-                    .and_then(Value::as_str)
-                    .ok_or_else(|| bad("image_url part without a url"))?,
-                None => return Err(bad("image_url part without a url")),
-            };
-            json!({"type": "image", "source": media_source(url, "image")?})
+            json!({"type": "image", "source": media_source(image_url(part)?, "image")?})
         }
         "file" => {
             let file = part
@@ -620,15 +573,7 @@ fn part_block(part: &ContentPart) -> Result<Option<Value>, TranslateError> {
 /// A data URL → a base64 source; an http(s) URL → a URL source.
 fn media_source(url: &str, what: &str) -> Result<Value, TranslateError> {
     if let Some(rest) = url.strip_prefix("data:") {
-        let (meta, data) = rest
-            .split_once(',')
-            .ok_or_else(|| bad(format!("malformed data URL in {what} part")))?;
-        let media_type = meta
-            .strip_suffix(";base64")
-            .ok_or_else(|| bad(format!("{what} data URLs must be base64-encoded")))?;
-        if media_type.is_empty() {
-            return Err(bad(format!("{what} data URL without a media type")));
-        }
+        let (media_type, data) = base64_data(rest, what)?;
         return Ok(json!({"type": "base64", "media_type": media_type, "data": data}));
     }
     if url.starts_with("https://") || url.starts_with("http://") {
@@ -656,39 +601,16 @@ fn thinking_blocks(msg: &ChatMessage) -> Vec<Value> {
         .collect()
 }
 
+/// Anthropic takes only JSON objects as tool input.
 fn tool_use_block(call: &ToolCall) -> Result<Value, TranslateError> {
-    let id = call
-        .id
-        .as_deref()
-        .ok_or_else(|| bad("assistant tool_calls need an `id`"))?;
-    let function = call
-        .function
-        .as_ref()
-        .ok_or_else(|| bad("assistant tool_calls need a `function`"))?;
-    let name = function
-        .name
-        .as_deref()
-        .ok_or_else(|| bad("assistant tool_calls need a function name"))?;
-    let args = function.arguments.as_deref().unwrap_or("");
-    let input = if args.trim().is_empty() {
-        json!({})
-    } else {
-        match serde_json::from_str::<Value>(args) {
-            Ok(v @ Value::Object(_)) => v,
-            Ok(Value::Null) => json!({}),
-            Ok(_) => {
-                return Err(bad(format!(
-                    "arguments of tool call {id} must be a JSON object"
-                )))
-            }
-            Err(e) => {
-                return Err(bad(format!(
-                    "arguments of tool call {id} are not valid JSON: {e}"
-                )))
-            }
-        }
-    };
-    Ok(json!({"type": "tool_use", "id": id, "name": name, "input": input}))
+    let call = replayed_call(call)?;
+    if !call.input.is_object() {
+        return Err(bad(format!(
+            "arguments of tool call {} must be a JSON object",
+            call.id
+        )));
+    }
+    Ok(json!({"type": "tool_use", "id": call.id, "name": call.name, "input": call.input}))
 }
 
 fn tool_result_block(msg: &ChatMessage) -> Result<Value, TranslateError> {

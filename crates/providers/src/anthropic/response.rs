@@ -2,12 +2,13 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use ferrolite_types::openai::chat::{FunctionCall, MessageContent, ToolCall};
+use ferrolite_types::openai::chat::{MessageContent, ToolCall};
 use ferrolite_types::openai::{ChatMessage, ChatResponse, Choice};
 use ferrolite_types::{JsonMap, Usage};
 use serde_json::{json, Value};
 
 use super::{error, RESPONSE_FORMAT_TOOL_NAME};
+use crate::tool_calls::{self, take_json_tool};
 use crate::{Target, TranslateError};
 
 pub(super) fn now_secs() -> u64 {
@@ -118,7 +119,7 @@ pub(crate) fn parse(body: &[u8], target: &Target) -> Result<ChatResponse, Transl
     for block in blocks {
         match block.get("type").and_then(Value::as_str) {
             Some("text") => text.push_str(block.get("text").and_then(Value::as_str).unwrap_or("")),
-            Some("tool_use") => calls.push(tool_call(block)?),
+            Some("tool_use") => calls.push(tool_calls::from_block(block, "id")?),
             Some("thinking") => {
                 reasoning.push_str(block.get("thinking").and_then(Value::as_str).unwrap_or(""));
                 thinking.push(thinking_block(block));
@@ -138,15 +139,7 @@ pub(crate) fn parse(body: &[u8], target: &Target) -> Result<ChatResponse, Transl
     // `response_format` was sent as a forced `json_tool_call` tool: its input
     // is the answer. (LiteLLM knows this from the request; the reserved tool
     // name tells us the same.)
-    if calls.len() == 1
-        && calls[0].function.as_ref().and_then(|f| f.name.as_deref())
-            == Some(RESPONSE_FORMAT_TOOL_NAME)
-    {
-        let args = calls
-            .pop()
-            .and_then(|c| c.function)
-            .and_then(|f| f.arguments)
-            .unwrap_or_default();
+    if let Some(args) = take_json_tool(&mut calls, RESPONSE_FORMAT_TOOL_NAME) {
         text = args;
         stop = Some("end_turn".into());
     }
@@ -190,23 +183,6 @@ pub(crate) fn parse(body: &[u8], target: &Target) -> Result<ChatResponse, Transl
             extra: JsonMap::new(),
         }],
         usage: Some(counts.to_usage()),
-        extra: JsonMap::new(),
-    })
-}
-
-fn tool_call(block: &Value) -> Result<ToolCall, TranslateError> {
-    let field = |k: &str| block.get(k).and_then(Value::as_str).map(str::to_owned);
-    let input = block.get("input").cloned().unwrap_or_else(|| json!({}));
-    let arguments = serde_json::to_string(&input)
-        .map_err(|e| TranslateError::InvalidResponse(e.to_string()))?;
-    Ok(ToolCall {
-        id: field("id"),
-        kind: Some("function".to_owned()),
-        function: Some(FunctionCall {
-            name: field("name"),
-            arguments: Some(arguments),
-            extra: JsonMap::new(),
-        }),
         extra: JsonMap::new(),
     })
 }

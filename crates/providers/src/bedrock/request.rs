@@ -11,8 +11,6 @@
 //! for Anthropic models, `inferenceConfig.topK` for Nova), and Converse's own
 //! top-level blocks (`guardrailConfig`, `performanceConfig`, …) pass through.
 
-use std::borrow::Cow;
-
 use bytes::Bytes;
 use ferrolite_types::openai::chat::{ContentPart, MessageContent, ToolCall};
 use ferrolite_types::openai::{ChatMessage, ChatRequest};
@@ -20,6 +18,8 @@ use ferrolite_types::JsonMap;
 use serde_json::{json, Value};
 
 use super::{is_anthropic, is_gpt_oss, is_nova, is_nova_2_lite, RESPONSE_FORMAT_TOOL_NAME};
+use crate::params::{merged, param};
+use crate::turns::{base64_data, image_url, push_turn, replayed_call, Turn};
 use crate::{BuildOptions, Target, TranslateError};
 
 /// LiteLLM's `DEFAULT_MAX_TOKENS`, added to the thinking budget when the
@@ -83,27 +83,6 @@ const NOT_FORWARDED: &[&str] = &[
 
 fn bad(msg: impl Into<String>) -> TranslateError {
     TranslateError::BadRequest(msg.into())
-}
-
-/// The client's parameters plus any deployment default it did not set.
-fn merged<'a>(extra: &'a JsonMap, defaults: Option<&JsonMap>) -> Cow<'a, JsonMap> {
-    match defaults {
-        Some(d) if d.keys().any(|k| !extra.contains_key(k)) => {
-            let mut m = extra.clone();
-            for (k, v) in d {
-                if !m.contains_key(k) {
-                    m.insert(k.clone(), v.clone());
-                }
-            }
-            Cow::Owned(m)
-        }
-        _ => Cow::Borrowed(extra),
-    }
-}
-
-/// A parameter, with JSON `null` treated as absent.
-fn param<'a>(params: &'a JsonMap, key: &str) -> Option<&'a Value> {
-    params.get(key).filter(|v| !v.is_null())
 }
 
 pub(super) fn chat_body(
@@ -443,11 +422,6 @@ fn response_format_tool(rf: &Value) -> Option<Value> {
     Some(json!({ "toolSpec": spec }))
 }
 
-struct Turn {
-    role: &'static str,
-    blocks: Vec<Value>,
-}
-
 /// Messages → (`system` blocks, `messages`).
 fn convert_messages(msgs: &[ChatMessage]) -> Result<(Vec<Value>, Vec<Value>), TranslateError> {
     let mut system = Vec::new();
@@ -513,18 +487,6 @@ fn message_cache_point(msg: &ChatMessage, blocks: &mut Vec<Value>) {
     }
 }
 
-/// Same-role turns are merged; turns without content are dropped
-/// (Converse rejects empty content).
-fn push_turn(turns: &mut Vec<Turn>, role: &'static str, blocks: Vec<Value>) {
-    if blocks.is_empty() {
-        return;
-    }
-    match turns.last_mut() {
-        Some(last) if last.role == role => last.blocks.extend(blocks),
-        _ => turns.push(Turn { role, blocks }),
-    }
-}
-
 /// The non-empty texts of a system message, each with whether its part asked
 /// for a cache point.
 fn text_pieces(content: Option<&MessageContent>) -> Vec<(String, bool)> {
@@ -577,14 +539,7 @@ fn part_block(part: &ContentPart) -> Result<Option<Value>, TranslateError> {
             .filter(|t| !t.trim().is_empty())
             .map(|t| json!({ "text": t }))),
         "image_url" => {
-            let url = match part.extra.get("image_url") {
-                Some(Value::String(u)) => u.as_str(),
-                Some(v) => v
-                    .get("url")
-                    .and_then(Value::as_str)
-                    .ok_or_else(|| bad("image_url part without a url"))?,
-                None => return Err(bad("image_url part without a url")),
-            };
+            let url = image_url(part)?;
             let format_override = part
                 .extra
                 .get("image_url")
@@ -645,16 +600,7 @@ fn data_url<'a>(url: &'a str, what: &str) -> Result<(&'a str, &'a str), Translat
             "unsupported {what} URL: expected a base64 data: URL"
         )));
     };
-    let (meta, data) = rest
-        .split_once(',')
-        .ok_or_else(|| bad(format!("malformed data URL in {what} part")))?;
-    let mime = meta
-        .strip_suffix(";base64")
-        .ok_or_else(|| bad(format!("{what} data URLs must be base64-encoded")))?;
-    if mime.is_empty() {
-        return Err(bad(format!("{what} data URL without a media type")));
-    }
-    Ok((mime, data))
+    base64_data(rest, what)
 }
 
 fn image_format(mime: &str) -> Result<&'static str, TranslateError> {
@@ -743,33 +689,8 @@ fn reasoning_blocks(msg: &ChatMessage) -> Vec<Value> {
 }
 
 fn tool_use_block(call: &ToolCall) -> Result<Value, TranslateError> {
-    let id = call
-        .id
-        .as_deref()
-        .ok_or_else(|| bad("assistant tool_calls need an `id`"))?;
-    let function = call
-        .function
-        .as_ref()
-        .ok_or_else(|| bad("assistant tool_calls need a `function`"))?;
-    let name = function
-        .name
-        .as_deref()
-        .ok_or_else(|| bad("assistant tool_calls need a function name"))?;
-    let args = function.arguments.as_deref().unwrap_or("");
-    let input = if args.trim().is_empty() {
-        json!({})
-    } else {
-        match serde_json::from_str::<Value>(args) {
-            Ok(Value::Null) => json!({}),
-            Ok(v) => v,
-            Err(e) => {
-                return Err(bad(format!(
-                    "arguments of tool call {id} are not valid JSON: {e}"
-                )))
-            }
-        }
-    };
-    Ok(json!({"toolUse": {"toolUseId": id, "name": name, "input": input}}))
+    let call = replayed_call(call)?;
+    Ok(json!({"toolUse": {"toolUseId": call.id, "name": call.name, "input": call.input}}))
 }
 
 fn tool_result_block(msg: &ChatMessage) -> Result<Value, TranslateError> {

@@ -1,12 +1,13 @@
 //! Converse answer → OpenAI `chat.completion`.
 
-use ferrolite_types::openai::chat::{FunctionCall, MessageContent, ToolCall};
+use ferrolite_types::openai::chat::{MessageContent, ToolCall};
 use ferrolite_types::openai::{ChatMessage, ChatResponse, Choice};
 use ferrolite_types::{JsonMap, Usage};
 use serde_json::{json, Value};
 
 use super::RESPONSE_FORMAT_TOOL_NAME;
 use crate::gemini::response::{completion_id, now_secs};
+use crate::tool_calls::{self, take_json_tool};
 use crate::{Target, TranslateError};
 
 /// Converse `stopReason` → OpenAI `finish_reason` (LiteLLM's mapping).
@@ -101,7 +102,7 @@ pub(super) fn parse(body: &[u8], target: &Target) -> Result<ChatResponse, Transl
         if let Some(t) = block.get("text").and_then(Value::as_str) {
             text.push_str(t);
         } else if let Some(tu) = block.get("toolUse") {
-            calls.push(tool_call(tu)?);
+            calls.push(tool_calls::from_block(tu, "toolUseId")?);
         } else if let Some(rc) = block.get("reasoningContent") {
             let (b, t) = thinking_block(rc);
             reasoning.push_str(&t);
@@ -114,15 +115,7 @@ pub(super) fn parse(body: &[u8], target: &Target) -> Result<ChatResponse, Transl
         .get("stopReason")
         .and_then(Value::as_str)
         .map(str::to_owned);
-    if calls.len() == 1
-        && calls[0].function.as_ref().and_then(|f| f.name.as_deref())
-            == Some(RESPONSE_FORMAT_TOOL_NAME)
-    {
-        let args = calls
-            .pop()
-            .and_then(|c| c.function)
-            .and_then(|f| f.arguments)
-            .unwrap_or_default();
+    if let Some(args) = take_json_tool(&mut calls, RESPONSE_FORMAT_TOOL_NAME) {
         text = json_tool_content(&args);
         stop = Some("end_turn".into());
     }
@@ -152,23 +145,6 @@ pub(super) fn parse(body: &[u8], target: &Target) -> Result<ChatResponse, Transl
             extra: JsonMap::new(),
         }],
         usage: Some(usage(v.get("usage").unwrap_or(&Value::Null))),
-        extra: JsonMap::new(),
-    })
-}
-
-fn tool_call(tu: &Value) -> Result<ToolCall, TranslateError> {
-    let field = |k: &str| tu.get(k).and_then(Value::as_str).map(str::to_owned);
-    let input = tu.get("input").cloned().unwrap_or_else(|| json!({}));
-    let arguments = serde_json::to_string(&input)
-        .map_err(|e| TranslateError::InvalidResponse(e.to_string()))?;
-    Ok(ToolCall {
-        id: field("toolUseId"),
-        kind: Some("function".to_owned()),
-        function: Some(FunctionCall {
-            name: field("name"),
-            arguments: Some(arguments),
-            extra: JsonMap::new(),
-        }),
         extra: JsonMap::new(),
     })
 }

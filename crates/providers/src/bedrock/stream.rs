@@ -12,11 +12,8 @@
 //! yields the usage-only chunk. The stream then ends when Bedrock closes it,
 //! which the relay treats as a clean end because a finish reason was sent.
 
-use std::collections::HashMap;
-
-use ferrolite_types::openai::chat::{FunctionCall, ToolCall};
-use ferrolite_types::openai::chunk::{Delta, ToolCallDelta};
-use ferrolite_types::openai::{ChatChunk, ChunkChoice};
+use ferrolite_types::openai::chunk::Delta;
+use ferrolite_types::openai::ChatChunk;
 use ferrolite_types::sse::SseEvent;
 use ferrolite_types::{JsonMap, Usage};
 use serde_json::{json, Value};
@@ -24,91 +21,24 @@ use serde_json::{json, Value};
 use super::eventstream::EXCEPTION_EVENT;
 use super::response::{finish_reason, usage};
 use super::{error, RESPONSE_FORMAT_TOOL_NAME};
+use crate::chunks::ChunkWriter;
 use crate::gemini::response::{completion_id, now_secs};
+use crate::tool_calls::{Input, ToolBlocks};
 use crate::{StreamTranslator, Target, TranslateError};
 
-#[derive(Debug, Clone, Copy)]
-enum Block {
-    /// A tool call: its OpenAI index and whether argument text was sent.
-    ToolUse { index: u32, has_args: bool },
-    /// The `response_format` tool: its input is streamed as content.
-    JsonTool,
-}
-
 pub struct BedrockStream {
-    id: String,
-    model: String,
-    created: u64,
-    role_sent: bool,
-    blocks: HashMap<u64, Block>,
-    next_tool_index: u32,
-    json_tool_used: bool,
+    out: ChunkWriter,
+    tools: ToolBlocks,
     usage: Option<Usage>,
 }
 
 impl BedrockStream {
     pub fn new(target: &Target) -> Self {
         Self {
-            id: completion_id(),
-            model: target.model.clone(),
-            created: now_secs(),
-            role_sent: false,
-            blocks: HashMap::new(),
-            next_tool_index: 0,
-            json_tool_used: false,
+            out: ChunkWriter::new(completion_id(), target.model.clone(), now_secs()),
+            tools: ToolBlocks::default(),
             usage: None,
         }
-    }
-
-    fn chunk(&mut self, mut delta: Delta, finish: Option<String>) -> ChatChunk {
-        if !self.role_sent {
-            delta.role = Some("assistant".to_owned());
-            self.role_sent = true;
-        }
-        ChatChunk {
-            id: self.id.clone(),
-            object: "chat.completion.chunk".to_owned(),
-            created: self.created,
-            model: self.model.clone(),
-            choices: vec![ChunkChoice {
-                index: 0,
-                delta,
-                finish_reason: finish,
-                extra: JsonMap::new(),
-            }],
-            usage: None,
-            extra: JsonMap::new(),
-        }
-    }
-
-    fn text(&mut self, text: &str) -> ChatChunk {
-        self.chunk(
-            Delta {
-                content: Some(text.to_owned()),
-                ..Delta::default()
-            },
-            None,
-        )
-    }
-
-    fn tool_delta(&mut self, call: ToolCallDelta) -> ChatChunk {
-        self.chunk(
-            Delta {
-                tool_calls: Some(vec![call]),
-                ..Delta::default()
-            },
-            None,
-        )
-    }
-
-    fn extra_delta(&mut self, extra: JsonMap) -> ChatChunk {
-        self.chunk(
-            Delta {
-                extra,
-                ..Delta::default()
-            },
-            None,
-        )
     }
 
     fn on_block_start(&mut self, ev: &Value) -> Vec<ChatChunk> {
@@ -119,32 +49,11 @@ impl BedrockStream {
         let field = |k: &str| tu.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
         let name = field("name");
         if name == RESPONSE_FORMAT_TOOL_NAME {
-            self.json_tool_used = true;
-            self.blocks.insert(index, Block::JsonTool);
+            self.tools.start_json_tool(index);
             return Vec::new();
         }
-        let tool_index = self.next_tool_index;
-        self.next_tool_index += 1;
-        self.blocks.insert(
-            index,
-            Block::ToolUse {
-                index: tool_index,
-                has_args: false,
-            },
-        );
-        vec![self.tool_delta(ToolCallDelta {
-            index: tool_index,
-            call: ToolCall {
-                id: Some(field("toolUseId")),
-                kind: Some("function".to_owned()),
-                function: Some(FunctionCall {
-                    name: Some(name),
-                    arguments: Some(String::new()),
-                    extra: JsonMap::new(),
-                }),
-                extra: JsonMap::new(),
-            },
-        })]
+        let call = self.tools.start_call(index, field("toolUseId"), name);
+        vec![self.out.tool_delta(call)]
     }
 
     fn on_block_delta(&mut self, ev: &Value) -> Vec<ChatChunk> {
@@ -156,27 +65,16 @@ impl BedrockStream {
             return if text.is_empty() {
                 Vec::new()
             } else {
-                vec![self.text(text)]
+                vec![self.out.text(text)]
             };
         }
         if let Some(tu) = delta.get("toolUse") {
             let part = tu.get("input").and_then(Value::as_str).unwrap_or("");
-            if part.is_empty() {
-                return Vec::new();
-            }
-            return match self.blocks.get(&index).copied() {
-                Some(Block::ToolUse { index: ti, .. }) => {
-                    self.blocks.insert(
-                        index,
-                        Block::ToolUse {
-                            index: ti,
-                            has_args: true,
-                        },
-                    );
-                    vec![self.tool_delta(args_delta(ti, part))]
-                }
-                Some(Block::JsonTool) => vec![self.text(part)],
-                // Input for a block that never started: nothing to attach it to.
+            return match self.tools.input(index, part) {
+                Some(Input::Args(call)) => vec![self.out.tool_delta(call)],
+                Some(Input::Content(part)) => vec![self.out.text(part)],
+                // Empty, or input for a block that never started: nothing to
+                // attach it to.
                 None => Vec::new(),
             };
         }
@@ -204,31 +102,23 @@ impl BedrockStream {
             } else {
                 return Vec::new();
             }
-            return vec![self.extra_delta(extra)];
+            return vec![self.out.extra_delta(extra)];
         }
         Vec::new()
     }
 
     fn on_block_stop(&mut self, ev: &Value) -> Vec<ChatChunk> {
-        match self.blocks.remove(&block_index(ev)) {
-            // A tool called without arguments streams no input: send `{}` so
-            // the arguments still parse.
-            Some(Block::ToolUse {
-                index,
-                has_args: false,
-            }) => vec![self.tool_delta(args_delta(index, "{}"))],
-            _ => Vec::new(),
-        }
+        self.tools
+            .stop(block_index(ev))
+            .map(|call| self.out.tool_delta(call))
+            .into_iter()
+            .collect()
     }
 
     fn on_message_stop(&mut self, ev: &Value) -> Vec<ChatChunk> {
         let stop = ev.get("stopReason").and_then(Value::as_str);
-        let finish = if self.json_tool_used && stop == Some("tool_use") {
-            "stop".to_owned()
-        } else {
-            finish_reason(stop)
-        };
-        vec![self.chunk(Delta::default(), Some(finish))]
+        let finish = self.tools.finish_reason(stop, finish_reason);
+        vec![self.out.chunk(Delta::default(), Some(finish))]
     }
 
     fn on_metadata(&mut self, ev: &Value) -> Vec<ChatChunk> {
@@ -237,15 +127,7 @@ impl BedrockStream {
         };
         let u = usage(u);
         self.usage = Some(u.clone());
-        vec![ChatChunk {
-            id: self.id.clone(),
-            object: "chat.completion.chunk".to_owned(),
-            created: self.created,
-            model: self.model.clone(),
-            choices: Vec::new(),
-            usage: Some(u),
-            extra: JsonMap::new(),
-        }]
+        vec![self.out.usage_chunk(u)]
     }
 }
 
@@ -253,22 +135,6 @@ fn block_index(ev: &Value) -> u64 {
     ev.get("contentBlockIndex")
         .and_then(Value::as_u64)
         .unwrap_or(0)
-}
-
-fn args_delta(index: u32, args: &str) -> ToolCallDelta {
-    ToolCallDelta {
-        index,
-        call: ToolCall {
-            id: None,
-            kind: None,
-            function: Some(FunctionCall {
-                name: None,
-                arguments: Some(args.to_owned()),
-                extra: JsonMap::new(),
-            }),
-            extra: JsonMap::new(),
-        },
-    }
 }
 
 impl StreamTranslator for BedrockStream {

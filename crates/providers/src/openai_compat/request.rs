@@ -13,6 +13,7 @@ use ferrolite_types::JsonMap;
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::params::merged;
 use crate::{BuildOptions, Target, TranslateError, UpstreamRequest};
 
 #[derive(Serialize)]
@@ -41,22 +42,6 @@ struct Prompt<'a> {
 #[derive(Serialize)]
 struct Input<'a> {
     input: &'a Value,
-}
-
-/// The client's extras plus any deployment default it did not set.
-fn merged<'a>(extra: &'a JsonMap, defaults: Option<&JsonMap>) -> Cow<'a, JsonMap> {
-    match defaults {
-        Some(d) if d.keys().any(|k| !extra.contains_key(k)) => {
-            let mut m = extra.clone();
-            for (k, v) in d {
-                if !m.contains_key(k) {
-                    m.insert(k.clone(), v.clone());
-                }
-            }
-            Cow::Owned(m)
-        }
-        _ => Cow::Borrowed(extra),
-    }
 }
 
 /// `stream_options` for the upstream: with `include_usage` forced on when the
