@@ -88,6 +88,16 @@ fn put(h: &mut HeaderMap, name: &'static str, value: &str) {
     }
 }
 
+fn put_num(h: &mut HeaderMap, name: &'static str, value: u64) {
+    h.insert(HeaderName::from_static(name), HeaderValue::from(value));
+}
+
+/// Milliseconds with three decimals (integer formatting: cheaper than `{:.3}`).
+fn put_ms(h: &mut HeaderMap, name: &'static str, ms: f64) {
+    let micros = (ms.max(0.0) * 1000.0).round() as u64;
+    put(h, name, &format!("{}.{:03}", micros / 1000, micros % 1000));
+}
+
 fn answer_headers(h: &mut HeaderMap, meta: &AnswerMeta, ctx: &RequestContext) {
     let total_ms = ctx.started.elapsed().as_secs_f64() * 1000.0;
     put(h, "x-litellm-call-id", &ctx.call_id);
@@ -97,33 +107,32 @@ fn answer_headers(h: &mut HeaderMap, meta: &AnswerMeta, ctx: &RequestContext) {
     if let Some(b) = &meta.api_base {
         put(h, "x-litellm-model-api-base", b);
     }
-    put(
-        h,
-        "x-litellm-response-duration-ms",
-        &format!("{total_ms:.3}"),
-    );
-    put(
+    put_ms(h, "x-litellm-response-duration-ms", total_ms);
+    put_ms(
         h,
         "x-litellm-overhead-duration-ms",
-        &format!("{:.3}", (total_ms - meta.upstream_ms).max(0.0)),
+        total_ms - meta.upstream_ms,
     );
-    put(h, "x-litellm-attempted-retries", &meta.retries.to_string());
-    put(
+    put_num(h, "x-litellm-attempted-retries", u64::from(meta.retries));
+    put_num(
         h,
         "x-litellm-attempted-fallbacks",
-        &meta.fallbacks.to_string(),
+        u64::from(meta.fallbacks),
     );
-    put(h, "x-litellm-max-retries", &meta.max_retries.to_string());
+    put_num(h, "x-litellm-max-retries", u64::from(meta.max_retries));
     if meta.timeout_secs > 0.0 {
         put(h, "x-litellm-timeout", &meta.timeout_secs.to_string());
     }
     if let Some(r) = meta.remaining_requests {
-        put(h, "x-ratelimit-remaining-requests", &r.to_string());
+        put_num(h, "x-ratelimit-remaining-requests", r);
     }
     if let Some(t) = meta.remaining_tokens {
-        put(h, "x-ratelimit-remaining-tokens", &t.to_string());
+        put_num(h, "x-ratelimit-remaining-tokens", t);
     }
-    put(h, "x-litellm-version", VERSION);
+    h.insert(
+        HeaderName::from_static("x-litellm-version"),
+        HeaderValue::from_static(VERSION),
+    );
 }
 
 /// Encode a pipeline result.

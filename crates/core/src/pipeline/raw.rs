@@ -59,10 +59,31 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<&'de RawValu
 
 impl Head<'_> {
     /// The usage, when present and not null.
+    /// Only the counts are read: the details (`prompt_tokens_details`, …)
+    /// stay in the forwarded body, and building them costs more than the
+    /// rest of this parse.
     pub fn usage(&self) -> Option<Usage> {
-        self.usage
+        #[derive(Deserialize)]
+        struct Counts {
+            #[serde(default)]
+            prompt_tokens: Option<u64>,
+            #[serde(default)]
+            completion_tokens: Option<u64>,
+            #[serde(default)]
+            total_tokens: Option<u64>,
+        }
+        let c: Counts = self
+            .usage
             .filter(|u| u.get() != "null")
-            .and_then(|u| serde_json::from_str(u.get()).ok())
+            .and_then(|u| serde_json::from_str(u.get()).ok())?;
+        let mut usage = Usage::new(
+            c.prompt_tokens.unwrap_or(0),
+            c.completion_tokens.unwrap_or(0),
+        );
+        if let Some(t) = c.total_tokens {
+            usage.total_tokens = t;
+        }
+        Some(usage)
     }
 }
 
