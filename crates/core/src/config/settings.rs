@@ -500,7 +500,7 @@ pub(crate) fn parse_redis(
         return None;
     }
     Some(crate::shared::RedisSettings {
-        url,
+        url: Secret::new(url),
         prefix: "ferrolite".to_owned(),
     })
 }

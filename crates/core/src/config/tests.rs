@@ -429,3 +429,18 @@ fn fallbacks_from_both_sections_router_winning() {
     let e = load("litellm_settings:\n  fallbacks: [\"a\"]\n", &[]).unwrap_err();
     assert_eq!(paths(&e), vec!["litellm_settings.fallbacks[0]"]);
 }
+
+#[test]
+fn redis_settings_from_config_or_env_and_the_password_stays_secret() {
+    let cfg = load("router_settings:\n  redis_host: r.example\n  redis_port: 6380\n  redis_password: os.environ/RP\n", &[("RP", "hunter2")]).unwrap();
+    let r = cfg.router.redis.as_ref().unwrap();
+    assert_eq!(r.url.expose(), "redis://:hunter2@r.example:6380");
+    assert!(!format!("{cfg:?}").contains("hunter2"));
+    let env_only = load("", &[("REDIS_URL", "redis://10.0.0.1:6379")]).unwrap();
+    assert_eq!(
+        env_only.router.redis.unwrap().url.expose(),
+        "redis://10.0.0.1:6379"
+    );
+    assert!(load("", &[]).unwrap().router.redis.is_none());
+    assert!(load("router_settings:\n  redis_url: http://nope\n", &[]).is_err());
+}

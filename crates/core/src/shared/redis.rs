@@ -16,7 +16,8 @@ const COUNTER_TTL_SECS: u64 = 120;
 #[derive(Debug, Clone)]
 pub struct RedisSettings {
     /// A `redis://` URL, password included.
-    pub url: String,
+    /// May carry the password: a secret, never printed.
+    pub url: ferrolite_types::Secret,
     /// Key prefix, so several gateways can share one Redis.
     pub prefix: String,
 }
@@ -53,8 +54,10 @@ fn minute() -> u64 {
 
 impl RedisShared {
     pub fn new(settings: &RedisSettings) -> Result<Arc<Self>, String> {
-        let client = ::redis::Client::open(settings.url.as_str())
-            .map_err(|e| format!("invalid Redis settings: {e}"))?;
+        let client = ::redis::Client::open(settings.url.expose()).map_err(|_| {
+            "invalid Redis settings: redis_url / redis_host cannot be used as a Redis address"
+                .to_owned()
+        })?;
         Ok(Arc::new(Self {
             client,
             prefix: settings.prefix.clone(),
