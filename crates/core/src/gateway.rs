@@ -90,12 +90,13 @@ impl Gateway {
             loop {
                 tick.tick().await;
                 let Some(gw) = gw.upgrade() else { return };
-                let ids: Vec<String> = gw.router.all().iter().map(|d| d.id.clone()).collect();
+                let all = gw.router.all();
+                let ids: Vec<String> = all.iter().map(|d| d.id.clone()).collect();
                 if let Some(remaining) = shared.cooldowns(&ids).await {
                     let now = tokio::time::Instant::now();
-                    for (id, r) in ids.iter().zip(remaining) {
+                    for (d, r) in all.iter().zip(remaining) {
                         if let Some(r) = r {
-                            gw.health.merge_remote(id, r, now);
+                            gw.health.merge_remote(d.index, r, now);
                         }
                     }
                 }

@@ -146,12 +146,12 @@ pub(super) async fn run_group<E: EndpointOp>(
         let cooling: Vec<Option<tokio::time::Instant>> = resolved
             .deployments
             .iter()
-            .map(|d| gw.health.cooling_until(&d.id, now))
+            .map(|d| gw.health.cooling_until(d.index, now))
             .collect();
         let views: Vec<View> = resolved
             .deployments
             .iter()
-            .map(|d| gw.usage.view(&d.id, now))
+            .map(|d| gw.usage.view(d.index, now))
             .collect();
         let full: Vec<Option<Limit>> = (0..n)
             .map(|i| at_limit(gw, &resolved.deployments[i], &views[i]))
@@ -211,11 +211,11 @@ pub(super) async fn run_group<E: EndpointOp>(
         upstream_ms += started.elapsed().as_secs_f64() * 1000.0;
         match result {
             Ok((answer, mut meta)) => {
-                gw.health.record_success(&d.id);
+                gw.health.record_success(d.index);
                 meta.retries = retries;
                 meta.max_retries = budget;
                 meta.upstream_ms = upstream_ms;
-                let v = gw.usage.view(&d.id, tokio::time::Instant::now());
+                let v = gw.usage.view(d.index, tokio::time::Instant::now());
                 meta.remaining_requests = d
                     .rpm
                     .map(|r| (r as u64).saturating_sub(u64::from(v.requests_this_minute)));
@@ -229,6 +229,7 @@ pub(super) async fn run_group<E: EndpointOp>(
                 if let Some(seen) = observed(&f).filter(|_| ctx.pin_deployment.is_none()) {
                     let now = tokio::time::Instant::now();
                     let cooled = gw.health.record_failure(
+                        d.index,
                         &d.id,
                         seen,
                         retry_policy::allowed_fails_key(&f.error),
@@ -484,7 +485,7 @@ async fn attempt<E: EndpointOp>(
         cloud: d.cloud.as_ref(),
         gcp_tokens: Some(&gw.gcp_tokens),
     };
-    let mut inflight = gw.usage.start(&d.id);
+    let mut inflight = gw.usage.start(d.index, &d.id);
     let resp = upstream::send(&gw.http, req, creds, first_byte_timeout)
         .await
         .map_err(|e| transport(e, first_byte_timeout))?;
@@ -549,7 +550,7 @@ async fn attempt<E: EndpointOp>(
             }
             first => {
                 // Time to first token, for latency-based routing.
-                gw.usage.record_latency(&d.id, started.elapsed());
+                gw.usage.record_latency(d.index, started.elapsed());
                 relay.hold(inflight);
                 Ok((Answer::Stream(relay.into_stream(first)), meta))
             }
@@ -565,7 +566,7 @@ async fn attempt<E: EndpointOp>(
             target.provider
         )))
     };
-    gw.usage.record_latency(&d.id, started.elapsed());
+    gw.usage.record_latency(d.index, started.elapsed());
     if provider.passthrough() {
         let raw = raw::relabel(body, resolved.requested).map_err(bad)?;
         inflight.add_tokens(raw.usage.as_ref().map_or(0, |u| u.total_tokens));

@@ -68,7 +68,7 @@ pub enum Observed {
 
 #[derive(Debug, Default)]
 pub struct Health {
-    states: Mutex<HashMap<String, State>>,
+    states: Mutex<HashMap<usize, State>>,
 }
 
 impl Health {
@@ -76,14 +76,14 @@ impl Health {
         Self::default()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, State>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<usize, State>> {
         self.states.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Until when `id` is cooling down, if it is.
-    pub fn cooling_until(&self, id: &str, now: Instant) -> Option<Instant> {
+    pub fn cooling_until(&self, slot: usize, now: Instant) -> Option<Instant> {
         self.lock()
-            .get(id)
+            .get(&slot)
             .and_then(|s| s.until)
             .filter(|u| *u > now)
     }
@@ -95,6 +95,7 @@ impl Health {
     #[allow(clippy::too_many_arguments)]
     pub fn record_failure(
         &self,
+        slot: usize,
         id: &str,
         seen: Observed,
         kind: Option<&'static str>,
@@ -106,7 +107,7 @@ impl Health {
             return None;
         }
         let mut states = self.lock();
-        let s = states.entry(id.to_owned()).or_default();
+        let s = states.entry(slot).or_default();
         while s
             .failures
             .front()
@@ -151,9 +152,9 @@ impl Health {
     }
 
     /// A cooldown another instance reported (read back from Redis).
-    pub fn merge_remote(&self, id: &str, remaining: Duration, now: Instant) {
+    pub fn merge_remote(&self, slot: usize, remaining: Duration, now: Instant) {
         let mut states = self.lock();
-        let s = states.entry(id.to_owned()).or_default();
+        let s = states.entry(slot).or_default();
         let until = now + remaining;
         if s.until.is_none_or(|u| u < until) {
             s.until = Some(until);
@@ -162,10 +163,10 @@ impl Health {
 
     /// A success clears the failure count, and ends probation: the
     /// deployment is healthy again.
-    pub fn record_success(&self, id: &str) {
+    pub fn record_success(&self, slot: usize) {
         let now = Instant::now();
         let mut states = self.lock();
-        if let Some(s) = states.get_mut(id) {
+        if let Some(s) = states.get_mut(&slot) {
             s.failures.clear();
             if s.until.is_some_and(|u| u <= now) {
                 s.until = None;
@@ -175,8 +176,8 @@ impl Health {
 
     /// Where a deployment stands: healthy, cooling down (until when), or on
     /// probation after a cooldown.
-    pub fn state(&self, id: &str, now: Instant) -> DeploymentState {
-        match self.lock().get(id).and_then(|s| s.until) {
+    pub fn state(&self, slot: usize, now: Instant) -> DeploymentState {
+        match self.lock().get(&slot).and_then(|s| s.until) {
             Some(u) if u > now => DeploymentState::CoolingDown { until: u },
             Some(_) => DeploymentState::Probation,
             None => DeploymentState::Healthy,
@@ -200,6 +201,7 @@ mod tests {
         let h = Health::new();
         let now = Instant::now();
         h.record_failure(
+            0,
             "a",
             Observed::Immediate { retry_after: None },
             None,
@@ -207,11 +209,9 @@ mod tests {
             true,
             now,
         );
-        assert_eq!(
-            h.cooling_until("a", now),
-            Some(now + Duration::from_secs(5))
-        );
+        assert_eq!(h.cooling_until(0, now), Some(now + Duration::from_secs(5)));
         h.record_failure(
+            1,
             "b",
             Observed::Immediate {
                 retry_after: Some(Duration::from_secs(30)),
@@ -221,38 +221,35 @@ mod tests {
             true,
             now,
         );
-        assert_eq!(
-            h.cooling_until("b", now),
-            Some(now + Duration::from_secs(30))
-        );
+        assert_eq!(h.cooling_until(1, now), Some(now + Duration::from_secs(30)));
         tokio::time::advance(Duration::from_secs(6)).await;
-        assert_eq!(h.cooling_until("a", Instant::now()), None, "cooldown over");
-        assert!(h.cooling_until("b", Instant::now()).is_some());
+        assert_eq!(h.cooling_until(0, Instant::now()), None, "cooldown over");
+        assert!(h.cooling_until(1, Instant::now()).is_some());
     }
 
     #[tokio::test(start_paused = true)]
     async fn other_failures_cool_down_past_allowed_fails_in_a_minute() {
         let h = Health::new();
         for _ in 0..3 {
-            h.record_failure("a", Observed::Failure, None, &P, true, Instant::now());
+            h.record_failure(0, "a", Observed::Failure, None, &P, true, Instant::now());
         }
         assert_eq!(
-            h.cooling_until("a", Instant::now()),
+            h.cooling_until(0, Instant::now()),
             None,
             "3 fails are allowed"
         );
         tokio::time::advance(Duration::from_secs(61)).await;
-        h.record_failure("a", Observed::Failure, None, &P, true, Instant::now());
+        h.record_failure(0, "a", Observed::Failure, None, &P, true, Instant::now());
         assert_eq!(
-            h.cooling_until("a", Instant::now()),
+            h.cooling_until(0, Instant::now()),
             None,
             "old failures left the window"
         );
         for _ in 0..3 {
-            h.record_failure("a", Observed::Failure, None, &P, true, Instant::now());
+            h.record_failure(0, "a", Observed::Failure, None, &P, true, Instant::now());
         }
         assert!(
-            h.cooling_until("a", Instant::now()).is_some(),
+            h.cooling_until(0, Instant::now()).is_some(),
             "the 4th failure within a minute cools it down"
         );
     }
@@ -261,12 +258,13 @@ mod tests {
     async fn successes_reset_the_count_and_single_deployments_never_cool() {
         let h = Health::new();
         for _ in 0..3 {
-            h.record_failure("a", Observed::Failure, None, &P, true, Instant::now());
+            h.record_failure(0, "a", Observed::Failure, None, &P, true, Instant::now());
         }
-        h.record_success("a");
-        h.record_failure("a", Observed::Failure, None, &P, true, Instant::now());
-        assert_eq!(h.cooling_until("a", Instant::now()), None);
+        h.record_success(0);
+        h.record_failure(0, "a", Observed::Failure, None, &P, true, Instant::now());
+        assert_eq!(h.cooling_until(0, Instant::now()), None);
         h.record_failure(
+            2,
             "solo",
             Observed::Immediate { retry_after: None },
             None,
@@ -274,12 +272,13 @@ mod tests {
             false,
             Instant::now(),
         );
-        assert_eq!(h.cooling_until("solo", Instant::now()), None);
+        assert_eq!(h.cooling_until(2, Instant::now()), None);
         let off = CooldownPolicy {
             disabled: true,
             ..P
         };
         h.record_failure(
+            3,
             "x",
             Observed::Immediate { retry_after: None },
             None,
@@ -287,13 +286,14 @@ mod tests {
             true,
             Instant::now(),
         );
-        assert_eq!(h.cooling_until("x", Instant::now()), None);
+        assert_eq!(h.cooling_until(3, Instant::now()), None);
         let mut per_kind = P;
         per_kind
             .allowed_fails_policy
             .insert("RateLimitErrorAllowedFails".into(), 2);
         for n in 1..=3 {
             let d = h.record_failure(
+                4,
                 "k",
                 Observed::Immediate { retry_after: None },
                 Some("RateLimitErrorAllowedFails"),
@@ -312,8 +312,9 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn healthy_cooling_probation_healthy() {
         let h = Health::new();
-        assert_eq!(h.state("a", Instant::now()), DeploymentState::Healthy);
+        assert_eq!(h.state(0, Instant::now()), DeploymentState::Healthy);
         h.record_failure(
+            0,
             "a",
             Observed::Immediate { retry_after: None },
             None,
@@ -322,23 +323,23 @@ mod tests {
             Instant::now(),
         );
         assert!(matches!(
-            h.state("a", Instant::now()),
+            h.state(0, Instant::now()),
             DeploymentState::CoolingDown { .. }
         ));
         tokio::time::advance(Duration::from_secs(6)).await;
-        assert_eq!(h.state("a", Instant::now()), DeploymentState::Probation);
+        assert_eq!(h.state(0, Instant::now()), DeploymentState::Probation);
         // On probation a single ordinary failure (not enough for allowed_fails) cools it again.
-        h.record_failure("a", Observed::Failure, None, &P, true, Instant::now());
+        h.record_failure(0, "a", Observed::Failure, None, &P, true, Instant::now());
         assert!(matches!(
-            h.state("a", Instant::now()),
+            h.state(0, Instant::now()),
             DeploymentState::CoolingDown { .. }
         ));
         tokio::time::advance(Duration::from_secs(6)).await;
-        h.record_success("a");
-        assert_eq!(h.state("a", Instant::now()), DeploymentState::Healthy);
-        h.record_failure("a", Observed::Failure, None, &P, true, Instant::now());
+        h.record_success(0);
+        assert_eq!(h.state(0, Instant::now()), DeploymentState::Healthy);
+        h.record_failure(0, "a", Observed::Failure, None, &P, true, Instant::now());
         assert_eq!(
-            h.state("a", Instant::now()),
+            h.state(0, Instant::now()),
             DeploymentState::Healthy,
             "healthy again: one failure is allowed"
         );

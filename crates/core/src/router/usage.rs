@@ -34,7 +34,7 @@ pub struct View {
 
 pub struct Usage {
     start: Instant,
-    stats: Mutex<HashMap<String, Stats>>,
+    stats: Mutex<HashMap<usize, Stats>>,
     /// Tokens are also added to the Redis-shared count, when there is one.
     shared: Option<Arc<RedisShared>>,
 }
@@ -79,16 +79,10 @@ impl Usage {
         Duration::from_secs_f64(60.0 - secs % 60.0)
     }
 
-    fn with<R>(&self, id: &str, now: Instant, f: impl FnOnce(&mut Stats) -> R) -> R {
+    fn with<R>(&self, slot: usize, now: Instant, f: impl FnOnce(&mut Stats) -> R) -> R {
         let minute = self.minute(now);
         let mut map = self.stats.lock().unwrap_or_else(|p| p.into_inner());
-        // Look up before inserting: `entry` would allocate the key every call.
-        if !map.contains_key(id) {
-            map.insert(id.to_owned(), Stats::default());
-        }
-        let Some(s) = map.get_mut(id) else {
-            return f(&mut Stats::default());
-        };
+        let s = map.entry(slot).or_default();
         if s.minute != minute {
             s.minute = minute;
             s.requests = 0;
@@ -97,8 +91,8 @@ impl Usage {
         f(s)
     }
 
-    pub fn view(&self, id: &str, now: Instant) -> View {
-        self.with(id, now, |s| View {
+    pub fn view(&self, slot: usize, now: Instant) -> View {
+        self.with(slot, now, |s| View {
             in_flight: s.in_flight,
             requests_this_minute: s.requests,
             tokens_this_minute: s.tokens,
@@ -106,22 +100,25 @@ impl Usage {
         })
     }
 
-    /// A request to `id` starts; it ends when the guard drops.
-    pub fn start(self: &Arc<Self>, id: &str) -> InFlight {
-        self.with(id, Instant::now(), |s| {
+    /// A request to deployment `slot` starts; it ends when the guard drops.
+    /// `id` names it in the Redis-shared token count, when there is one.
+    pub fn start(self: &Arc<Self>, slot: usize, id: &str) -> InFlight {
+        self.with(slot, Instant::now(), |s| {
             s.in_flight += 1;
             s.requests += 1;
         });
+        let shared_id = self.shared.as_ref().map(|_| id.to_owned());
         InFlight {
             usage: Arc::clone(self),
-            id: id.to_owned(),
+            slot,
+            shared_id,
             tokens: 0,
         }
     }
 
-    pub fn record_latency(&self, id: &str, elapsed: Duration) {
+    pub fn record_latency(&self, slot: usize, elapsed: Duration) {
         let ms = elapsed.as_secs_f64() * 1000.0;
-        self.with(id, Instant::now(), |s| {
+        self.with(slot, Instant::now(), |s| {
             s.latency_ms = Some(match s.latency_ms {
                 Some(prev) => prev + LATENCY_ALPHA * (ms - prev),
                 None => ms,
@@ -136,7 +133,9 @@ impl Usage {
 #[derive(Debug)]
 pub struct InFlight {
     usage: Arc<Usage>,
-    id: String,
+    slot: usize,
+    /// The deployment id, kept only when tokens go to Redis too.
+    shared_id: Option<String>,
     tokens: u64,
 }
 
@@ -149,17 +148,17 @@ impl InFlight {
 impl Drop for InFlight {
     fn drop(&mut self) {
         let tokens = self.tokens;
-        self.usage.with(&self.id, Instant::now(), |s| {
+        self.usage.with(self.slot, Instant::now(), |s| {
             s.in_flight = s.in_flight.saturating_sub(1);
             s.tokens += tokens;
         });
-        if let (Some(shared), true, Ok(rt)) = (
+        if let (Some(shared), Some(id), true, Ok(rt)) = (
             &self.usage.shared,
+            self.shared_id.take(),
             tokens > 0,
             tokio::runtime::Handle::try_current(),
         ) {
             let shared = Arc::clone(shared);
-            let id = std::mem::take(&mut self.id);
             rt.spawn(async move { shared.add_tokens(&id, tokens).await });
         }
     }
@@ -172,18 +171,18 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn counts_reset_every_minute_and_in_flight_follows_guards() {
         let u = Usage::new();
-        let mut g = u.start("a");
-        let _g2 = u.start("a");
-        assert_eq!(u.view("a", Instant::now()).in_flight, 2);
+        let mut g = u.start(0, "a");
+        let _g2 = u.start(0, "a");
+        assert_eq!(u.view(0, Instant::now()).in_flight, 2);
         g.add_tokens(30);
         drop(g);
-        let v = u.view("a", Instant::now());
+        let v = u.view(0, Instant::now());
         assert_eq!(
             (v.in_flight, v.requests_this_minute, v.tokens_this_minute),
             (1, 2, 30)
         );
         tokio::time::advance(Duration::from_secs(61)).await;
-        let v = u.view("a", Instant::now());
+        let v = u.view(0, Instant::now());
         assert_eq!(
             (v.in_flight, v.requests_this_minute, v.tokens_this_minute),
             (1, 0, 0)
@@ -193,9 +192,9 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn latency_is_a_moving_average() {
         let u = Usage::new();
-        u.record_latency("a", Duration::from_millis(100));
-        u.record_latency("a", Duration::from_millis(200));
-        let l = u.view("a", Instant::now()).latency_ms.unwrap();
+        u.record_latency(0, Duration::from_millis(100));
+        u.record_latency(0, Duration::from_millis(200));
+        let l = u.view(0, Instant::now()).latency_ms.unwrap();
         assert!((l - 130.0).abs() < 1e-9, "{l}");
     }
 }
