@@ -12,6 +12,7 @@ use std::io::{Read, Write};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use common::process::{tmp_config, Running};
 use common::TestGateway;
 use ferrolite_testkit::{MockOpenAi, Reply};
 use serde_json::json;
@@ -239,4 +240,46 @@ fn redis_counter_exists(port: u16) -> bool {
     let n = s.read(&mut buf).unwrap_or(0);
     // An empty list is "*0\r\n".
     n > 0 && !buf[..n].starts_with(b"*0")
+}
+
+#[tokio::test]
+async fn three_gateway_processes_hold_one_rpm_limit_together() {
+    let redis = Redis::start(free_port());
+    let up = MockOpenAi::start().await;
+    let config = tmp_config(&format!(
+        "model_list:\n  - model_name: m\n    litellm_params: {{model: openai/a, api_base: \"{}\", api_key: k, rpm: 4}}\n    model_info: {{id: shared-deployment}}\nrouter_settings:\n  redis_url: redis://127.0.0.1:{}\n  enable_pre_call_checks: true\n  num_retries: 0\ngeneral_settings:\n  master_key: sk-multi-process-test\n",
+        up.base_url(),
+        redis.port
+    ));
+    let procs: Vec<Running> = (0..3)
+        .map(|_| Running::start(&["--config", config.path()], &[]))
+        .collect();
+    let client = ferrolite_core::upstream::client().unwrap();
+    let before = minute();
+    let mut ok = 0;
+    for _ in 0..3 {
+        for p in &procs {
+            let r = client
+                .post(p.url("/v1/chat/completions"))
+                .bearer_auth("sk-multi-process-test")
+                .json(&json!({"model":"m","messages":[]}))
+                .send()
+                .await
+                .unwrap();
+            match r.status().as_u16() {
+                200 => ok += 1,
+                429 => {}
+                other => panic!("unexpected status {other}"),
+            }
+        }
+    }
+    if minute() == before {
+        assert_eq!(
+            (ok, up.call_count()),
+            (4, 4),
+            "9 requests over 3 processes, rpm 4: exactly 4 pass"
+        );
+    } else {
+        assert!(ok <= 8 && up.call_count() == ok);
+    }
 }

@@ -1,6 +1,8 @@
 //! An in-process gateway on 127.0.0.1:0, built from a YAML config.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod process;
+
 use std::net::SocketAddr;
 use std::path::Path;
 
