@@ -44,6 +44,9 @@ const GEMINI: &[&str] = &[
 
 /// … in Bedrock's Converse API.
 const BEDROCK: &[&str] = &[
+    "safety_identifier",
+    "prompt_cache_key",
+    "prompt_cache_retention",
     "n",
     "presence_penalty",
     "frequency_penalty",

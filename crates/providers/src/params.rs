@@ -26,3 +26,10 @@ pub(crate) fn merged<'a>(extra: &'a JsonMap, defaults: Option<&JsonMap>) -> Cow<
 pub(crate) fn param<'a>(params: &'a JsonMap, key: &str) -> Option<&'a Value> {
     params.get(key).filter(|v| !v.is_null())
 }
+
+/// Encode an upstream request body.
+pub(crate) fn encode<T: serde::Serialize>(body: &T) -> Result<bytes::Bytes, crate::TranslateError> {
+    serde_json::to_vec(body)
+        .map(bytes::Bytes::from)
+        .map_err(|e| crate::TranslateError::BadRequest(format!("cannot encode request: {e}")))
+}

@@ -74,9 +74,7 @@ pub(super) fn chat_body(
     opts: BuildOptions<'_>,
 ) -> Result<Bytes, TranslateError> {
     let body = build_body(req, target, opts)?;
-    serde_json::to_vec(&Value::Object(body))
-        .map(Bytes::from)
-        .map_err(|e| bad(format!("cannot encode request: {e}")))
+    crate::params::encode(&Value::Object(body))
 }
 
 pub(crate) fn build_body(

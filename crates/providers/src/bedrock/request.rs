@@ -18,9 +18,10 @@ use ferrolite_types::JsonMap;
 use serde_json::{json, Value};
 
 use super::{is_anthropic, is_gpt_oss, is_nova, is_nova_2_lite, RESPONSE_FORMAT_TOOL_NAME};
+use crate::capabilities::unsupported_params;
 use crate::params::{merged, param};
 use crate::turns::{base64_data, image_url, push_turn, replayed_call, Turn};
-use crate::{BuildOptions, Target, TranslateError};
+use crate::{BuildOptions, ProviderKind, Target, TranslateError};
 
 /// LiteLLM's `DEFAULT_MAX_TOKENS`, added to the thinking budget when the
 /// client sets no `max_tokens` (Anthropic needs `maxTokens > budget`).
@@ -39,8 +40,9 @@ const TOP_LEVEL: &[&str] = &[
     "additionalModelResponseFieldPaths",
 ];
 
-/// Keys this module maps itself, or that must never reach Bedrock (OpenAI
-/// parameters Converse has no room for, gateway-only keys).
+/// Keys this module maps itself, or gateway-only keys, never forwarded as
+/// they are. The OpenAI parameters Converse cannot take are listed in
+/// `capabilities.rs` (the pipeline checks them against `drop_params` first).
 const NOT_FORWARDED: &[&str] = &[
     "max_tokens",
     "max_completion_tokens",
@@ -62,24 +64,11 @@ const NOT_FORWARDED: &[&str] = &[
     "stream_options",
     "user",
     "metadata",
-    "n",
-    "presence_penalty",
-    "frequency_penalty",
-    "logit_bias",
-    "logprobs",
-    "top_logprobs",
-    "seed",
-    "modalities",
-    "audio",
-    "prediction",
-    "service_tier",
-    "store",
-    "verbosity",
-    "web_search_options",
-    "safety_identifier",
-    "prompt_cache_key",
-    "prompt_cache_retention",
 ];
+
+fn not_forwarded(key: &str) -> bool {
+    NOT_FORWARDED.contains(&key) || unsupported_params(ProviderKind::Bedrock).contains(&key)
+}
 
 fn bad(msg: impl Into<String>) -> TranslateError {
     TranslateError::BadRequest(msg.into())
@@ -91,9 +80,7 @@ pub(super) fn chat_body(
     opts: BuildOptions<'_>,
 ) -> Result<Bytes, TranslateError> {
     let body = build_body(req, target, opts)?;
-    serde_json::to_vec(&Value::Object(body))
-        .map(Bytes::from)
-        .map_err(|e| bad(format!("cannot encode request: {e}")))
+    crate::params::encode(&Value::Object(body))
 }
 
 pub(super) fn build_body(
@@ -246,7 +233,7 @@ pub(super) fn build_body(
     // Converse's own blocks, then everything else LiteLLM would hand to the
     // model as additional fields.
     for (k, v) in params.iter() {
-        if v.is_null() || NOT_FORWARDED.contains(&k.as_str()) {
+        if v.is_null() || not_forwarded(k) {
             continue;
         }
         if TOP_LEVEL.contains(&k.as_str()) {

@@ -119,9 +119,7 @@ pub(crate) fn batch_body(
             Value::Object(r)
         })
         .collect();
-    serde_json::to_vec(&json!({ "requests": requests }))
-        .map(Bytes::from)
-        .map_err(|e| bad(format!("cannot encode request: {e}")))
+    crate::params::encode(&json!({ "requests": requests }))
 }
 
 /// The OpenAI `data` list for these vectors, in order.

@@ -45,9 +45,7 @@ pub(crate) fn chat_body(
     opts: BuildOptions<'_>,
 ) -> Result<Bytes, TranslateError> {
     let body = chat_value(req, model, opts)?;
-    serde_json::to_vec(&body)
-        .map(Bytes::from)
-        .map_err(|e| bad(format!("cannot encode request: {e}")))
+    crate::params::encode(&body)
 }
 
 pub(crate) fn chat_value(

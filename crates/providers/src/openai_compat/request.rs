@@ -66,18 +66,12 @@ fn stream_options<'a>(
     client.map(Cow::Borrowed)
 }
 
-fn encode<T: Serialize>(body: &T) -> Result<Bytes, TranslateError> {
-    serde_json::to_vec(body)
-        .map(Bytes::from)
-        .map_err(|e| TranslateError::BadRequest(format!("cannot encode request: {e}")))
-}
-
 pub(super) fn chat_body(
     req: &ChatRequest,
     target: &Target,
     opts: BuildOptions<'_>,
 ) -> Result<Bytes, TranslateError> {
-    encode(&Outbound {
+    crate::params::encode(&Outbound {
         model: &target.model,
         body: Messages {
             messages: &req.messages,
@@ -93,7 +87,7 @@ pub(super) fn completion_body(
     target: &Target,
     opts: BuildOptions<'_>,
 ) -> Result<Bytes, TranslateError> {
-    encode(&Outbound {
+    crate::params::encode(&Outbound {
         model: &target.model,
         body: Prompt {
             prompt: &req.prompt,
@@ -109,7 +103,7 @@ pub(super) fn embedding_body(
     target: &Target,
     opts: BuildOptions<'_>,
 ) -> Result<Bytes, TranslateError> {
-    encode(&Outbound {
+    crate::params::encode(&Outbound {
         model: &target.model,
         body: Input { input: &req.input },
         stream: None,

@@ -58,9 +58,7 @@ pub(super) fn predict_body(
     if !parameters.is_empty() {
         body["parameters"] = Value::Object(parameters);
     }
-    serde_json::to_vec(&body)
-        .map(Bytes::from)
-        .map_err(|e| bad(format!("cannot encode request: {e}")))
+    crate::params::encode(&body)
 }
 
 #[derive(Deserialize)]

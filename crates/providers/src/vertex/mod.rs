@@ -147,9 +147,7 @@ fn claude_body(
             body.insert("anthropic_beta".into(), Value::Array(betas));
         }
     }
-    serde_json::to_vec(&Value::Object(body))
-        .map(Bytes::from)
-        .map_err(|e| TranslateError::BadRequest(format!("cannot encode request: {e}")))
+    crate::params::encode(&Value::Object(body))
 }
 
 /// Anthropic's stream translation, with Vertex's label on in-stream errors.
