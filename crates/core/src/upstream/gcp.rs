@@ -478,37 +478,8 @@ mod tests {
 
     use super::*;
 
-    /// A throwaway 2048-bit key made for these tests with
-    /// `openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048`.
-    const TEST_KEY: &str = "-----BEGIN PRIVATE KEY-----
-MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQDfngaAD2hr1oZM
-W0h7FcDzcFpI+9VVCw+YKC5QccJjnHoWWqo7TK8XO24xx39IpPmbF8zUNivDCVbg
-n/IlgFG/TXvf2w0Q9ecWvdjZ4ni0s8hZb0D5MlSTcUaFHA0GiUDKjE4Q5vlQ+z+k
-HuhIqZl8RtTuMhgJaDS3yfZ6rzytw+2sJ2KeaCAvtssPvCcp+kUVx0+swCIS14yJ
-9y/XnIg0H7LeDmEbCOYylLFv1SqLV/JjREGHIc5C6ILKkPVjJ1HgJlKEcpJ0hD7E
-65CDJ4U/bmorNogo4PrDg3dCiF77cSQ3NRkQgv20edlJkxo/zrf4cKvZ+A9gRGMS
-AoUVfCmnAgMBAAECggEAaNkW8ieHTfzVlmq8lt2xzVLyOkM+GTRo+O5qHNTiEMOX
-KPEU3V4MwKdgeR2xrBWSZWpo412M8lNoNUU5i+TZL4n8mY8DVt79ndehHDRIZW3g
-dDKqc81qA4H6z0HCR7zGMNJNbjZmUtajVegaAKvo5/DsOM0rIQoHod8j3w1YNZ6G
-KzggMa8tywOiIMilCv5r//v+oq/gGOHsgX4SBPsSqnRTnAu2Sue/HOxwOFxk5j8/
-nRMKLRJw0HyACwRohi20q4apzW0BMz6OVptP6fvv9sFBuk9Z573rgNvnoNXG6C59
-X3RH04rfJMAv2gOQg5gDGYMlZ4pKwXFuZlCERSco7QKBgQD6+9CFUVtM5VTix8/A
-rzwGg053jM2535PpBOIkqKpRL7FvzM0LNY7W0rDJHiP5hb5JIjV2Ix4iy7eyMURO
-Efud2bEg2wx2MzoGU8X/RuRv37/9EbdAo01UcswwfkgPJ0Bb2R1e7/uSazjQaYMg
-757cwB5T9SjZvd74Ro2Wp37ZYwKBgQDkFjAWoe179X1pOrMntDo/ZuFG3y5wJEjr
-6sycBaTxguVR9t9Rc2h02Wf9lwOBCTs4xjP4OSIxAzhbvDTzkwzyQp8nlrjpUjus
-fvqqoUw+b5AH0ql2NUVxu0/r+zyegefl8oRaXhbnIDiRyjPVpZNaKODHlQi1MnV7
-Dx0eEbhD7QKBgGl38ERVz9wccvNpq+/4s2y5OPwb+0ekoG9HUhC9n/TF6fZlRbT0
-KLY1i3y4Yb21aiUpbvXaBAvzN5p2AZIdFHNcy4ZXBoGVPUjzYzzG+a/ZgsBB9ZQA
-C7r1EsE+D+HuSKlQL3t5tWnuDM3nyObKSyPQx+3YE/aMR2plm5I3iKKpAoGBAKj0
-DpcVR7eE92sVglQs2uDQMpuvAtUq66FmAj6op7AGyBvZBT9uf7feu3tLe9r/nZDG
-sQR0PfGUcxDw70BmczaZRw+qRDsBIRb70G7IoJO3TDefQsw/VbuThvZE2niHveHF
-rWjLPafjZEQKRi9CQU6N7UOqEBM413FalrUJZzdZAoGAGE6fqEe1HJ90R6Eo+zf4
-pGgUXEIZ+rCS3Jgr9VB+J5LQn+2BXdxy9i1LGctR+ELx+EuZBV+7+QVQPLKpR/ZJ
-8nkj18AVd3LoNbiJwX6ojmJRBl1q15Zc20no+XM9S1AstNpYyt1lj4dhCf5ZSi54
-Gx7kucqt/qnkVyLND5PNisA=
------END PRIVATE KEY-----
-";
+    /// The throwaway test key the mock Vertex server's service accounts use.
+    const TEST_KEY: &str = ferrolite_testkit::vertex::TEST_PRIVATE_KEY;
 
     fn b64_json(part: &str) -> Value {
         let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
