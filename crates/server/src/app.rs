@@ -13,7 +13,7 @@ use http::{HeaderValue, Method};
 use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::response::{error_response, ApiError};
-use crate::routes::{health, openai};
+use crate::routes::{admin, anthropic, gemini, health, metrics, openai, responses};
 use crate::state::AppState;
 
 /// Routes reachable without a key (load balancer probes).
@@ -67,6 +67,11 @@ pub fn build_app(state: AppState) -> Router {
         .route("/health/liveness", get(health::liveliness))
         .route("/health/readiness", get(health::readiness))
         .route("/", get(health::root));
+    r = anthropic::routes(r);
+    r = responses::routes(r);
+    r = gemini::routes(r);
+    r = admin::routes(r);
+    r = metrics::routes(r);
     r.fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), authenticate))
         .layer(middleware::map_response(security_headers))

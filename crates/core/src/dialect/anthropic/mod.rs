@@ -1,0 +1,1 @@
+//! anthropic inbound dialect (being built).

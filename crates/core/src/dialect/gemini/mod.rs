@@ -1,0 +1,1 @@
+//! gemini inbound dialect (being built).

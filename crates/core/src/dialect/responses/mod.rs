@@ -1,0 +1,1 @@
+//! responses inbound dialect (being built).
