@@ -6,6 +6,22 @@ use subtle::ConstantTimeEq;
 
 use crate::GatewayError;
 
+/// Who is making a request, as far as the gateway's policies care. The
+/// master key is an admin with no limits of its own; a virtual key carries
+/// its owner's ids (filled in by key authentication).
+#[derive(Debug, Clone, Default)]
+pub struct Principal {
+    /// SHA-256 (hex) of the presented key; `None` for the master key or an
+    /// open gateway.
+    pub key_hash: Option<String>,
+    pub key_alias: Option<String>,
+    pub user_id: Option<String>,
+    pub team_id: Option<String>,
+    pub team_alias: Option<String>,
+    /// Allowed to use the management API.
+    pub admin: bool,
+}
+
 /// Header names a gateway key is accepted in, besides `Authorization: Bearer`.
 pub const KEY_HEADERS: &[&str] = &[
     "x-litellm-api-key",

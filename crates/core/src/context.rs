@@ -1,6 +1,10 @@
 //! Per-request facts gathered before the pipeline runs.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use crate::auth::Principal;
+use crate::meter::Meter;
 
 /// What the server learned about a request before handing it to the pipeline.
 #[derive(Debug, Clone)]
@@ -19,13 +23,21 @@ pub struct RequestContext {
     /// Send the request to this deployment only, and leave its health and
     /// usage untouched (health checks).
     pub pin_deployment: Option<String>,
+    /// Who is calling (set by authentication).
+    pub principal: Option<Arc<Principal>>,
+    /// The call's record, emitted when the last clone drops.
+    pub meter: Arc<Meter>,
 }
 
 impl RequestContext {
     pub fn new() -> Self {
+        let call_id = uuid::Uuid::new_v4().to_string();
+        let started = Instant::now();
         Self {
-            call_id: uuid::Uuid::new_v4().to_string(),
-            started: Instant::now(),
+            meter: Arc::new(Meter::new(&call_id, started)),
+            principal: None,
+            call_id,
+            started,
             timeout: None,
             stream_timeout: None,
             num_retries: None,

@@ -41,6 +41,9 @@ pub struct Gateway {
     pub cooldown: crate::router::health::CooldownPolicy,
     /// Redis-shared cooldowns and limits, when configured.
     pub shared: Option<Arc<RedisShared>>,
+    /// Where finished calls are recorded (spend, metrics, request log).
+    /// Add sinks before the gateway is shared.
+    pub sinks: Arc<crate::meter::Sinks>,
 }
 
 impl Gateway {
@@ -59,6 +62,7 @@ impl Gateway {
             health: crate::router::health::Health::new(),
             usage: crate::router::usage::Usage::with_shared(shared.clone()),
             shared,
+            sinks: Arc::new(crate::meter::Sinks::default()),
             in_flight: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
             cooldown: {
                 let r = &config.router;
@@ -116,6 +120,18 @@ impl Gateway {
             ))),
             _ => Ok(slot),
         }
+    }
+
+    /// Record every finished call into `sink` too. Only before the gateway
+    /// is shared (`Arc::get_mut` would fail after).
+    pub fn add_sink(&mut self, sink: Arc<dyn crate::meter::CallSink>) {
+        Arc::make_mut(&mut self.sinks).add(sink);
+    }
+
+    /// Complete every record before the sinks see it (pricing). Only before
+    /// the gateway is shared.
+    pub fn set_finisher(&mut self, f: crate::meter::Finisher) {
+        Arc::make_mut(&mut self.sinks).set_finisher(f);
     }
 
     pub fn master_key(&self) -> Option<&Secret> {

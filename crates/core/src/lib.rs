@@ -9,6 +9,7 @@ pub mod dialect;
 pub mod error;
 pub mod gateway;
 pub mod health;
+pub mod meter;
 pub mod mock;
 pub mod pipeline;
 pub mod router;

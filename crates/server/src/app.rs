@@ -116,7 +116,15 @@ async fn authenticate(State(state): State<AppState>, req: Request, next: Next) -
         return next.run(req).await;
     }
     match auth::check(state.gw.master_key(), presented_key(&req)) {
-        Ok(()) => next.run(req).await,
+        Ok(()) => {
+            let mut req = req;
+            req.extensions_mut()
+                .insert(std::sync::Arc::new(auth::Principal {
+                    admin: true,
+                    ..Default::default()
+                }));
+            next.run(req).await
+        }
         Err(e) => ApiError::from(e).into_response(),
     }
 }

@@ -124,6 +124,10 @@ impl<S: Send + Sync> FromRequestParts<S> for Ctx {
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         let mut ctx = RequestContext::new();
+        ctx.principal = parts
+            .extensions
+            .get::<std::sync::Arc<ferrolite_core::auth::Principal>>()
+            .cloned();
         ctx.timeout = header_secs(parts, "x-litellm-timeout")?;
         ctx.stream_timeout = header_secs(parts, "x-litellm-stream-timeout")?;
         if let Some(v) = parts.headers.get("x-litellm-num-retries") {

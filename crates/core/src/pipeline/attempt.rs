@@ -552,6 +552,10 @@ async fn attempt<E: EndpointOp>(
                 // Time to first token, for latency-based routing.
                 gw.usage.record_latency(d.index, started.elapsed());
                 relay.hold(inflight);
+                ctx.meter.first_token();
+                if ctx.meter.active() {
+                    relay.meter(Arc::clone(&ctx.meter));
+                }
                 Ok((Answer::Stream(relay.into_stream(first)), meta))
             }
         };

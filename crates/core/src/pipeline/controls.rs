@@ -55,6 +55,8 @@ pub struct Controls {
     pub allowed_openai_params: Vec<String>,
     /// `fallbacks` in the body: model groups to try after the requested one.
     pub fallbacks: Option<Vec<String>>,
+    /// `metadata.tags` (or top-level `tags`), recorded with the call's spend.
+    pub tags: Vec<String>,
 }
 
 impl Controls {
@@ -72,6 +74,16 @@ impl Controls {
                         bad("num_retries", "num_retries must be a non-negative integer")
                     })?,
             );
+        }
+        let tags = extra
+            .get("metadata")
+            .and_then(|m| m.get("tags"))
+            .or_else(|| extra.get("tags"));
+        if let Some(Value::Array(list)) = tags {
+            c.tags = list
+                .iter()
+                .filter_map(|t| t.as_str().map(str::to_owned))
+                .collect();
         }
         if let Some(v) = extra.get("drop_params").filter(|v| !v.is_null()) {
             c.drop_params = Some(

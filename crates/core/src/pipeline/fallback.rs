@@ -15,8 +15,44 @@ pub(super) async fn run<E: EndpointOp>(
     controls: &Controls,
     requested: &str,
 ) -> Result<Outcome<E::Response>, GatewayError> {
-    let slot = gw.admit()?;
-    let mut outcome = groups(gw, ctx, op, controls, requested).await?;
+    let meter = &ctx.meter;
+    meter.bind(&gw.sinks);
+    meter.update(|r| {
+        r.call_type = op.call_type();
+        requested.clone_into(&mut r.requested_model);
+        r.stream = op.is_stream();
+        r.principal.clone_from(&ctx.principal);
+        r.tags.clone_from(&controls.tags);
+        r.end_user = op
+            .params()
+            .get("user")
+            .and_then(|u| u.as_str())
+            .map(str::to_owned);
+        if r.stream {
+            r.prompt_estimate = op.prompt_tokens_estimate();
+        }
+    });
+    let result = match gw.admit() {
+        Ok(slot) => groups(gw, ctx, op, controls, requested)
+            .await
+            .map(|o| (o, slot)),
+        Err(e) => Err(e),
+    };
+    let (mut outcome, slot) = match result {
+        Ok(o) => o,
+        Err(e) => {
+            meter.fail(e.status(), e.label(), e.to_string());
+            return Err(e);
+        }
+    };
+    meter.update(|r| {
+        r.meta = outcome.meta.clone();
+        match &outcome.answer {
+            Answer::Json(j) => r.usage = op.usage(j),
+            Answer::Raw(raw) => r.usage.clone_from(&raw.usage),
+            Answer::Stream(_) => {}
+        }
+    });
     // A stream keeps its slot until it ends or the client goes away.
     if let Answer::Stream(stream) = outcome.answer {
         outcome.answer = Answer::Stream(Box::pin(stream.map(move |frame| {

@@ -52,6 +52,17 @@ pub(super) trait EndpointOp: Sync + Sized {
         0
     }
 
+    /// The usage the answer reports, for spend.
+    fn usage(&self, r: &Self::Response) -> Option<ferrolite_types::Usage> {
+        let _ = r;
+        None
+    }
+
+    /// What kind of call this is, for spend logs and metrics.
+    fn call_type(&self) -> crate::meter::CallType {
+        crate::meter::CallType::Chat
+    }
+
     /// Report `model` as the name the client asked for.
     fn rename(&self, r: &mut Self::Response, model: &str);
 
@@ -117,6 +128,14 @@ impl EndpointOp for ChatOp {
 
     fn total_tokens(&self, r: &ChatResponse) -> u64 {
         r.usage.as_ref().map_or(0, |u| u.total_tokens)
+    }
+
+    fn usage(&self, r: &ChatResponse) -> Option<ferrolite_types::Usage> {
+        r.usage.clone()
+    }
+
+    fn call_type(&self) -> crate::meter::CallType {
+        crate::meter::CallType::Chat
     }
 
     fn rename(&self, r: &mut ChatResponse, model: &str) {
@@ -186,6 +205,14 @@ impl EndpointOp for CompletionOp {
         r.usage.as_ref().map_or(0, |u| u.total_tokens)
     }
 
+    fn usage(&self, r: &CompletionResponse) -> Option<ferrolite_types::Usage> {
+        r.usage.clone()
+    }
+
+    fn call_type(&self) -> crate::meter::CallType {
+        crate::meter::CallType::Completion
+    }
+
     fn rename(&self, r: &mut CompletionResponse, model: &str) {
         model.clone_into(&mut r.model);
     }
@@ -246,6 +273,14 @@ impl EndpointOp for EmbeddingOp {
 
     fn total_tokens(&self, r: &EmbeddingResponse) -> u64 {
         r.usage.as_ref().map_or(0, |u| u.total_tokens)
+    }
+
+    fn usage(&self, r: &EmbeddingResponse) -> Option<ferrolite_types::Usage> {
+        r.usage.clone()
+    }
+
+    fn call_type(&self) -> crate::meter::CallType {
+        crate::meter::CallType::Embedding
     }
 
     fn rename(&self, r: &mut EmbeddingResponse, model: &str) {

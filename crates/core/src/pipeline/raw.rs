@@ -32,16 +32,20 @@ pub(crate) struct Head<'a> {
     /// (so `null` is `Some("null")` here, not `None`).
     #[serde(borrow, default, deserialize_with = "present")]
     pub usage: Option<&'a RawValue>,
-    #[serde(default)]
-    pub choices: Option<Vec<ChoiceHead>>,
+    #[serde(borrow, default)]
+    pub choices: Option<Vec<ChoiceHead<'a>>>,
     #[serde(borrow, default)]
     pub error: Option<&'a RawValue>,
 }
 
 #[derive(Deserialize)]
-pub(crate) struct ChoiceHead {
+pub(crate) struct ChoiceHead<'a> {
     #[serde(default)]
     pub finish_reason: Option<serde::de::IgnoredAny>,
+    /// Kept raw: only its length is used (estimating an abandoned stream's
+    /// output tokens).
+    #[serde(borrow, default)]
+    pub delta: Option<&'a RawValue>,
 }
 
 /// Where a borrowed `RawValue` sits inside `body`.

@@ -22,6 +22,7 @@ use serde_json::value::RawValue;
 use super::raw::{member_range, span_of, write_edited, Head};
 use super::FrameStream;
 use crate::error::error_body;
+use crate::meter::Meter;
 use crate::router::usage::InFlight;
 use crate::upstream::TransportError;
 use crate::GatewayError;
@@ -83,7 +84,27 @@ pub(crate) trait FrameSource: Send {
     /// Whether an end of connection without an end marker is a clean end.
     fn clean_eof(&self) -> bool;
 
+    /// Close a stream that ended cleanly without an end marker. The OpenAI
+    /// dialect ends with `[DONE]`; other dialects write their own end.
+    fn write_end(&mut self, out: &mut Vec<u8>) {
+        out.extend_from_slice(DONE_FRAME);
+    }
+
+    /// Tell the client the stream failed after its first byte. The OpenAI
+    /// dialect sends an error data frame, then `[DONE]`.
+    fn write_error(&mut self, err: &GatewayError, out: &mut Vec<u8>) {
+        let body = error_body(err);
+        out.extend_from_slice(&data_frame(&serde_json::to_vec(&body).unwrap_or_default()));
+        out.extend_from_slice(DONE_FRAME);
+    }
+
     fn usage(&self) -> Option<Usage>;
+
+    /// Bytes of answer relayed so far (text, tool arguments), for estimating
+    /// the output tokens of a stream that ends before its usage arrives.
+    fn relayed_bytes(&self) -> u64 {
+        0
+    }
 }
 
 fn push_frame<T: serde::Serialize>(out: &mut Vec<u8>, v: &T) -> Result<(), StreamFailure> {
@@ -99,6 +120,7 @@ pub(crate) struct ChatFrames {
     model: Arc<str>,
     wants_usage: bool,
     finished: bool,
+    relayed: u64,
 }
 
 impl ChatFrames {
@@ -108,6 +130,7 @@ impl ChatFrames {
             model,
             wants_usage,
             finished: false,
+            relayed: 0,
         }
     }
 }
@@ -119,8 +142,19 @@ impl FrameSource for ChatFrames {
             return Ok(false);
         };
         for mut chunk in chunks {
-            if chunk.choices.iter().any(|c| c.finish_reason.is_some()) {
-                self.finished = true;
+            for c in &chunk.choices {
+                if c.finish_reason.is_some() {
+                    self.finished = true;
+                }
+                self.relayed += c.delta.content.as_ref().map_or(0, |t| t.len() as u64);
+                for call in c.delta.tool_calls.iter().flatten() {
+                    self.relayed += call
+                        .call
+                        .function
+                        .as_ref()
+                        .and_then(|f| f.arguments.as_ref())
+                        .map_or(0, |a| a.len() as u64);
+                }
             }
             if !self.wants_usage && chunk.usage.is_some() {
                 if chunk.choices.is_empty() {
@@ -142,6 +176,10 @@ impl FrameSource for ChatFrames {
     fn usage(&self) -> Option<Usage> {
         self.translator.usage().cloned()
     }
+
+    fn relayed_bytes(&self) -> u64 {
+        self.relayed
+    }
 }
 
 /// OpenAI-shaped chunks from an upstream that already speaks the canonical
@@ -154,6 +192,7 @@ pub(crate) struct RawFrames {
     wants_usage: bool,
     finished: bool,
     usage: Option<Usage>,
+    relayed: u64,
 }
 
 impl RawFrames {
@@ -163,6 +202,7 @@ impl RawFrames {
             wants_usage,
             finished: false,
             usage: None,
+            relayed: 0,
         }
     }
 
@@ -214,8 +254,14 @@ impl FrameSource for RawFrames {
             return Err(upstream_stream_error(err));
         }
         let choices = head.choices.as_deref().unwrap_or(&[]);
-        if choices.iter().any(|c| c.finish_reason.is_some()) {
-            self.finished = true;
+        for c in choices {
+            if c.finish_reason.is_some() {
+                self.finished = true;
+            }
+            // The delta's JSON length, less `{"content":""}`-style framing.
+            self.relayed += c
+                .delta
+                .map_or(0, |d| d.get().len().saturating_sub(16) as u64);
         }
         let bytes = data.as_bytes();
         let mut cut = None;
@@ -257,6 +303,10 @@ impl FrameSource for RawFrames {
     fn usage(&self) -> Option<Usage> {
         self.usage.clone()
     }
+
+    fn relayed_bytes(&self) -> u64 {
+        self.relayed
+    }
 }
 
 /// What one step of the relay produced.
@@ -281,6 +331,8 @@ pub(crate) struct SseRelay {
     /// The request's slot at the deployment, released (with the stream's
     /// tokens) when the stream ends or the client goes away.
     inflight: Option<InFlight>,
+    /// The call's record: usage, errors and relayed text go here.
+    meter: Option<Arc<Meter>>,
 }
 
 impl SseRelay {
@@ -299,12 +351,18 @@ impl SseRelay {
             events: Vec::new(),
             group,
             inflight: None,
+            meter: None,
         }
     }
 
     /// Keep the request counted as in flight until the stream is over.
     pub fn hold(&mut self, inflight: InFlight) {
         self.inflight = Some(inflight);
+    }
+
+    /// Record the stream's outcome into the call's meter.
+    pub fn meter(&mut self, meter: Arc<Meter>) {
+        self.meter = Some(meter);
     }
 
     /// Read until there is something to send, the stream ends, or it fails.
@@ -352,7 +410,7 @@ impl SseRelay {
             self.events.clear();
             if eof {
                 if self.source.clean_eof() {
-                    out.extend_from_slice(DONE_FRAME);
+                    self.source.write_end(&mut out);
                     return Step::End(out);
                 }
                 return Step::Failed(out, StreamFailure::Truncated);
@@ -381,11 +439,7 @@ impl SseRelay {
                 Step::Failed(mut f, failure) => {
                     let err = failure.into_error(&relay.group, relay.idle);
                     relay.finish_log(Some(&err));
-                    let body = error_body(&err);
-                    f.extend_from_slice(&data_frame(
-                        &serde_json::to_vec(&body).unwrap_or_default(),
-                    ));
-                    f.extend_from_slice(DONE_FRAME);
+                    relay.source.write_error(&err, &mut f);
                     Some((Ok(Bytes::from(f)), (None, None)))
                 }
             }
@@ -395,6 +449,17 @@ impl SseRelay {
 
     fn finish_log(&mut self, err: Option<&GatewayError>) {
         let usage = self.source.usage();
+        if let Some(m) = self.meter.take() {
+            m.add_relayed_text(self.source.relayed_bytes() as usize);
+            m.update(|r| {
+                if usage.is_some() {
+                    r.usage.clone_from(&usage);
+                }
+            });
+            if let Some(e) = err {
+                m.fail(e.status(), e.label(), e.to_string());
+            }
+        }
         if let (Some(slot), Some(u)) = (self.inflight.as_mut(), usage.as_ref()) {
             slot.add_tokens(u.total_tokens);
         }
@@ -404,6 +469,18 @@ impl SseRelay {
             }
             Some(e) => {
                 tracing::warn!(group = %self.group, error = e.label(), "stream failed after the first byte: {}", e)
+            }
+        }
+    }
+}
+
+impl Drop for SseRelay {
+    /// The client went away mid-stream: the meter bills what was relayed.
+    fn drop(&mut self) {
+        if let Some(m) = self.meter.take() {
+            m.add_relayed_text(self.source.relayed_bytes() as usize);
+            if let Some(u) = self.source.usage() {
+                m.update(|r| r.usage = Some(u));
             }
         }
     }

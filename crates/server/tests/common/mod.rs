@@ -35,6 +35,11 @@ impl TestGateway {
     }
 
     pub async fn start_with_env(yaml: &str, env: Env) -> Self {
+        Self::start_with(yaml, env, |_| {}).await
+    }
+
+    /// Start a gateway, letting `setup` change it first (add call sinks…).
+    pub async fn start_with(yaml: &str, env: Env, setup: impl FnOnce(&mut Gateway)) -> Self {
         let yaml = if yaml.contains("general_settings") {
             yaml.to_owned()
         } else {
@@ -42,7 +47,8 @@ impl TestGateway {
         };
         let cfg =
             load_str(&yaml, Path::new("."), &env).unwrap_or_else(|e| panic!("test config: {e}"));
-        let gw = Gateway::new(cfg).unwrap();
+        let mut gw = Gateway::new(cfg).unwrap();
+        setup(&mut gw);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
