@@ -23,6 +23,9 @@ pub struct RequestContext {
     /// Send the request to this deployment only, and leave its health and
     /// usage untouched (health checks).
     pub pin_deployment: Option<String>,
+    /// Prefer other deployments than this one (a mid-stream continuation
+    /// avoids the deployment whose stream failed).
+    pub avoid_deployment: Option<String>,
     /// Who is calling (set by authentication).
     pub principal: Option<Arc<Principal>>,
     /// The call's record, emitted when the last clone drops.
@@ -43,6 +46,7 @@ impl RequestContext {
             num_retries: None,
             no_fallbacks: false,
             pin_deployment: None,
+            avoid_deployment: None,
         }
     }
 }

@@ -44,6 +44,9 @@ pub struct Gateway {
     /// Where finished calls are recorded (spend, metrics, request log).
     /// Add sinks before the gateway is shared.
     pub sinks: Arc<crate::meter::Sinks>,
+    /// The gateway's own `Arc`, once shared (for work that outlives a
+    /// request's borrow, like a mid-stream continuation).
+    me: std::sync::OnceLock<std::sync::Weak<Gateway>>,
 }
 
 impl Gateway {
@@ -63,6 +66,7 @@ impl Gateway {
             usage: crate::router::usage::Usage::with_shared(shared.clone()),
             shared,
             sinks: Arc::new(crate::meter::Sinks::default()),
+            me: std::sync::OnceLock::new(),
             in_flight: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
             cooldown: {
                 let r = &config.router;
@@ -80,6 +84,19 @@ impl Gateway {
             ),
             config,
         })
+    }
+
+    /// Share the gateway. Use this rather than `Arc::new`, so the gateway can
+    /// reach its own `Arc`.
+    pub fn share(self) -> Arc<Self> {
+        let gw = Arc::new(self);
+        let _ = gw.me.set(Arc::downgrade(&gw));
+        gw
+    }
+
+    /// The gateway's own `Arc`, when it was shared with [`Gateway::share`].
+    pub fn arc(&self) -> Option<Arc<Self>> {
+        self.me.get().and_then(std::sync::Weak::upgrade)
     }
 
     /// Start the background work: reading other instances' cooldowns back

@@ -13,7 +13,7 @@ impl AppState {
     /// Share the gateway and start its background work (Redis cooldown sync),
     /// which ends when the gateway is dropped.
     pub fn new(gw: Gateway) -> Self {
-        let gw = Arc::new(gw);
+        let gw = gw.share();
         drop(gw.spawn_background());
         Self { gw }
     }

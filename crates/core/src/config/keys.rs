@@ -56,6 +56,7 @@ pub(crate) const ROUTER_IMPL: &[&str] = &[
     "allowed_fails",
     "disable_cooldowns",
     "fallbacks",
+    "enable_mid_stream_fallback_continuation",
     "context_window_fallbacks",
     "content_policy_fallbacks",
     "default_fallbacks",

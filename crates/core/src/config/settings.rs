@@ -71,6 +71,8 @@ pub struct RouterSettings {
 }
 
 /// Read one key with a converter, recording a problem under its path.
+    /// `enable_mid_stream_fallback_continuation`.
+    pub mid_stream_continuation: bool,
 fn field<T>(
     m: &Map<String, Value>,
     section: &str,
@@ -315,6 +317,14 @@ pub(crate) fn parse_router(
 }
 
 /// `fallbacks: [{"group": ["a", "b"]}]` (or a mapping), and the same shape for
+        mid_stream_continuation: field(
+            m,
+            S,
+            "enable_mid_stream_fallback_continuation",
+            as_bool,
+            issues,
+        )
+        .unwrap_or(false),
 /// `context_window_fallbacks` / `content_policy_fallbacks`.
 fn group_lists(
     m: &Map<String, Value>,

@@ -108,6 +108,12 @@ pub(super) async fn run_group<E: EndpointOp>(
     let n = resolved.deployments.len();
     let mut tries = vec![0u32; n];
     let mut failed = vec![false; n];
+    // A continuation prefers any deployment but the one whose stream failed.
+    if let Some(avoid) = &ctx.avoid_deployment {
+        for (i, d) in resolved.deployments.iter().enumerate() {
+            failed[i] = d.id == *avoid;
+        }
+    }
     // Refused by the shared (Redis) rpm/tpm count during this request.
     let mut denied = vec![false; n];
     let mut retries = 0u32;

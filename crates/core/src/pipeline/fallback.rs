@@ -106,3 +106,33 @@ async fn groups<E: EndpointOp>(
     }
     Err(last)
 }
+
+/// After a stream failed mid-way in `group`: run the continuation request on
+/// the group's fallbacks, or on the same group when it has none.
+pub(super) async fn continue_after<E: EndpointOp>(
+    gw: &Gateway,
+    ctx: &RequestContext,
+    op: &E,
+    controls: &Controls,
+    requested: &str,
+    group: &str,
+) -> Result<Outcome<E::Response>, GatewayError> {
+    let failure = super::continuation::planned_error(group);
+    let mut groups = plan(
+        &gw.config.fallbacks,
+        group,
+        &failure,
+        controls.fallbacks.as_deref(),
+    );
+    if groups.is_empty() {
+        groups.push(group);
+    }
+    let mut last = failure;
+    for g in groups {
+        match run_group(gw, ctx, op, controls, g, requested).await {
+            Ok(o) => return Ok(o),
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
+}

@@ -12,6 +12,7 @@
 //! Auth happens in the server before the pipeline runs.
 
 mod attempt;
+mod continuation;
 mod controls;
 mod fallback;
 mod ops;
@@ -76,7 +77,23 @@ pub async fn chat(
     let controls = Controls::take(&mut req.extra)?;
     let requested = std::mem::take(&mut req.model);
     let op = ops::ChatOp { req };
-    fallback::run(gw, ctx, &op, &controls, &requested).await
+    let mut outcome = fallback::run(gw, ctx, &op, &controls, &requested).await?;
+    if gw.config.router.mid_stream_continuation && !ctx.no_fallbacks {
+        if let Some(shared) = gw.arc() {
+            let origin = continuation::Origin {
+                requested,
+                group: outcome.meta.model_group.clone(),
+                deployment: outcome.meta.model_id.clone(),
+            };
+            outcome.answer = match outcome.answer {
+                Answer::Stream(stream) => Answer::Stream(continuation::wrap(
+                    shared, ctx, op, controls, origin, stream,
+                )),
+                other => other,
+            };
+        }
+    }
+    Ok(outcome)
 }
 
 pub async fn completion(
