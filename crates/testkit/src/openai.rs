@@ -228,6 +228,9 @@ fn default_reply(path: &str, req: &Value, content: &str) -> Response {
             &json!({"object": "list", "data": data, "model": model, "usage": {"prompt_tokens": 4, "total_tokens": 4}}),
         );
     }
+    if path.ends_with("/responses") {
+        return crate::openai_responses::default_reply(&model, req, content);
+    }
     if path.ends_with("/chat/completions") {
         return if stream {
             chat_stream(&model, content, include_usage)

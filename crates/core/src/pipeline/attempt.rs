@@ -577,7 +577,7 @@ async fn attempt<E: EndpointOp>(
         )))
     };
     gw.usage.record_latency(d.index, started.elapsed());
-    if provider.passthrough() {
+    if op.forward_raw(provider) {
         let raw = raw::relabel(body, resolved.requested).map_err(bad)?;
         inflight.add_tokens(raw.usage.as_ref().map_or(0, |u| u.total_tokens));
         return Ok((Answer::Raw(raw), meta));

@@ -17,6 +17,7 @@ mod controls;
 mod fallback;
 mod ops;
 mod raw;
+pub mod responses;
 mod stream;
 
 use std::convert::Infallible;

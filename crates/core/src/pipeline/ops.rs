@@ -63,6 +63,12 @@ pub(super) trait EndpointOp: Sync + Sized {
         crate::meter::CallType::Chat
     }
 
+    /// Whether a JSON answer from `p` may be forwarded as it came (only
+    /// `model` spliced, `pipeline/raw.rs`) instead of being parsed.
+    fn forward_raw(&self, p: &dyn Provider) -> bool {
+        p.passthrough()
+    }
+
     /// Report `model` as the name the client asked for.
     fn rename(&self, r: &mut Self::Response, model: &str);
 

@@ -67,7 +67,7 @@ impl RedisShared {
         }))
     }
 
-    fn key(&self, kind: &str, id: &str) -> String {
+    pub(crate) fn key(&self, kind: &str, id: &str) -> String {
         format!("{}:{kind}:{id}", self.prefix)
     }
 
@@ -92,7 +92,7 @@ impl RedisShared {
     }
 
     /// A connection, opening one if needed (bounded by [`REDIS_TIMEOUT`]).
-    async fn conn(&self) -> Option<ConnectionManager> {
+    pub(crate) async fn conn(&self) -> Option<ConnectionManager> {
         let existing = self.conn.lock().unwrap_or_else(|p| p.into_inner()).clone();
         if let Some(c) = existing {
             return Some(c);
