@@ -103,12 +103,15 @@ fn presented_key(req: &Request) -> Option<&str> {
             return Some(k);
         }
     }
-    auth::KEY_HEADERS.iter().find_map(|name| {
-        h.get(*name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::trim)
-            .filter(|v| !v.is_empty())
-    })
+    auth::KEY_HEADERS
+        .iter()
+        .find_map(|name| {
+            h.get(*name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+        })
+        .or_else(|| gemini::query_key(req.uri()))
 }
 
 async fn authenticate(State(state): State<AppState>, req: Request, next: Next) -> Response {
@@ -125,6 +128,7 @@ async fn authenticate(State(state): State<AppState>, req: Request, next: Next) -
                 }));
             next.run(req).await
         }
+        Err(e) if gemini::is_gemini_path(req.uri().path()) => gemini::error_response(&e, None),
         Err(e) => ApiError::from(e).into_response(),
     }
 }
