@@ -99,12 +99,14 @@ impl Gateway {
         self.me.get().and_then(std::sync::Weak::upgrade)
     }
 
-    /// Start the background work: reading other instances' cooldowns back
-    /// from Redis every second. Stops when the returned handle is dropped
+    /// Start the background work: every second, reading other instances'
+    /// cooldowns back from Redis and exchanging in-flight counts and latency. Stops when the returned handle is dropped
     /// (or aborted at shutdown).
     pub fn spawn_background(self: &Arc<Self>) -> Option<tokio::task::JoinHandle<()>> {
         let shared = self.shared.clone()?;
         let gw = Arc::downgrade(self);
+        // Names this instance's published in-flight counts and latency.
+        let instance = uuid::Uuid::new_v4().simple().to_string();
         Some(tokio::spawn(async move {
             let mut tick = tokio::time::interval(COOLDOWN_SYNC);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -113,6 +115,12 @@ impl Gateway {
                 let Some(gw) = gw.upgrade() else { return };
                 let all = gw.router.all();
                 let ids: Vec<String> = all.iter().map(|d| d.id.clone()).collect();
+                let mine: Vec<_> = all.iter().map(|d| gw.usage.local(d.index)).collect();
+                if let Some(remote) = shared.exchange_stats(&instance, &ids, &mine).await {
+                    for (d, r) in all.iter().zip(remote) {
+                        gw.usage.set_remote(d.index, r);
+                    }
+                }
                 if let Some(remaining) = shared.cooldowns(&ids).await {
                     let now = tokio::time::Instant::now();
                     for (d, r) in all.iter().zip(remaining) {

@@ -1,7 +1,8 @@
 //! Live per-deployment usage: requests in flight, requests and tokens in the
 //! current minute, and recent latency. Routing strategies read it and the
 //! deployment limits (`rpm`, `tpm`, `max_parallel_requests`) are checked
-//! against it. In memory, per instance.
+//! against it. In memory, per instance, plus what other instances last
+//! published through Redis (in flight, latency), when Redis is configured.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -9,7 +10,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::shared::RedisShared;
+use crate::shared::{RedisShared, RemoteStats};
 
 /// Weight of the newest sample in the latency average.
 const LATENCY_ALPHA: f64 = 0.3;
@@ -35,6 +36,8 @@ pub struct View {
 pub struct Usage {
     start: Instant,
     stats: Mutex<HashMap<usize, Stats>>,
+    /// Other instances' in-flight counts and latency, per slot.
+    remote: Mutex<HashMap<usize, RemoteStats>>,
     /// Tokens are also added to the Redis-shared count, when there is one.
     shared: Option<Arc<RedisShared>>,
 }
@@ -44,6 +47,7 @@ impl Default for Usage {
         Self {
             start: Instant::now(),
             stats: Mutex::new(HashMap::new()),
+            remote: Mutex::new(HashMap::new()),
             shared: None,
         }
     }
@@ -92,12 +96,44 @@ impl Usage {
     }
 
     pub fn view(&self, slot: usize, now: Instant) -> View {
-        self.with(slot, now, |s| View {
+        let mut v = self.with(slot, now, |s| View {
             in_flight: s.in_flight,
             requests_this_minute: s.requests,
             tokens_this_minute: s.tokens,
             latency_ms: s.latency_ms,
+        });
+        if self.shared.is_some() {
+            let remote = self
+                .remote
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(&slot)
+                .copied();
+            if let Some(r) = remote {
+                v.in_flight += r.in_flight;
+                v.latency_ms = match (v.latency_ms, r.latency_ms) {
+                    (Some(a), Some(b)) => Some((a + b) / 2.0),
+                    (a, b) => a.or(b),
+                };
+            }
+        }
+        v
+    }
+
+    /// This instance's own numbers for `slot`, to publish.
+    pub fn local(&self, slot: usize) -> RemoteStats {
+        self.with(slot, Instant::now(), |s| RemoteStats {
+            in_flight: s.in_flight,
+            latency_ms: s.latency_ms,
         })
+    }
+
+    /// What the other instances last published for `slot`.
+    pub fn set_remote(&self, slot: usize, stats: RemoteStats) {
+        self.remote
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(slot, stats);
     }
 
     /// A request to deployment `slot` starts; it ends when the guard drops.
@@ -187,6 +223,33 @@ mod tests {
             (v.in_flight, v.requests_this_minute, v.tokens_this_minute),
             (1, 0, 0)
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn other_instances_numbers_are_added_only_with_redis() {
+        let settings = crate::shared::RedisSettings {
+            url: ferrolite_types::Secret::new("redis://127.0.0.1:1"),
+            prefix: "t".into(),
+        };
+        let with = Usage::with_shared(Some(RedisShared::new(&settings).unwrap()));
+        let without = Usage::new();
+        let mut guards = Vec::new();
+        for u in [&with, &without] {
+            guards.push(u.start(0, "a"));
+            u.record_latency(0, Duration::from_millis(100));
+            u.set_remote(
+                0,
+                RemoteStats {
+                    in_flight: 4,
+                    latency_ms: Some(300.0),
+                },
+            );
+        }
+        let v = with.view(0, Instant::now());
+        assert_eq!((v.in_flight, v.latency_ms), (5, Some(200.0)));
+        assert_eq!(with.local(0).in_flight, 1, "published numbers stay local");
+        let v = without.view(0, Instant::now());
+        assert_eq!((v.in_flight, v.latency_ms), (1, Some(100.0)));
     }
 
     #[tokio::test(start_paused = true)]

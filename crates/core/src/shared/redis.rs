@@ -79,7 +79,7 @@ impl RedisShared {
         )
     }
 
-    fn outage(&self, what: &str, err: &dyn std::fmt::Display) {
+    pub(crate) fn outage(&self, what: &str, err: &dyn std::fmt::Display) {
         if !self.down.swap(true, Ordering::Relaxed) {
             tracing::warn!("Redis unavailable ({what}: {err}): routing on this instance's own state until it is back");
         }
