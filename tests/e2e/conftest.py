@@ -91,6 +91,11 @@ model_list:
       model: "openai/missing"
       api_base: "{upstream_base}"
       api_key: "{UPSTREAM_KEY}"
+  - model_name: "upstream-tools"
+    litellm_params:
+      model: "openai/tool-caller"
+      api_base: "{upstream_base}"
+      api_key: "{UPSTREAM_KEY}"
   - model_name: "upstream-dead"
     litellm_params:
       model: "openai/gpt-dead"
@@ -113,6 +118,7 @@ CONFIGURED_MODELS = [
     "upstream-ratelimited",
     "upstream-missing",
     "upstream-dead",
+    "upstream-tools",
 ]
 
 

@@ -73,6 +73,38 @@ def _last_user_text(body: dict) -> str:
     return ""
 
 
+# Upstream model id that answers with a call to the request's first tool
+# (arguments TOOL_CALL_ARGS), and after a tool result with that result's text.
+TOOL_CALLER_MODEL = "tool-caller"
+TOOL_CALL_ARGS = {"city": "Paris"}
+
+
+def _tool_caller_reply(body: dict) -> dict:
+    msgs = body.get("messages") or []
+    last = msgs[-1] if msgs else {}
+    if last.get("role") == "tool":
+        message = {"role": "assistant", "content": f"tool said: {last.get('content')}"}
+        finish = "stop"
+    else:
+        name = ((body.get("tools") or [{}])[0].get("function") or {}).get("name", "tool")
+        message = {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {"id": "call_mock_1", "type": "function", "function": {"name": name, "arguments": json.dumps(TOOL_CALL_ARGS)}}
+            ],
+        }
+        finish = "tool_calls"
+    return {
+        "id": "chatcmpl-mocktool",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": body.get("model"),
+        "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish}],
+        "usage": {"prompt_tokens": 20, "completion_tokens": 5, "total_tokens": 25},
+    }
+
+
 def _error_body(message: str, type_: str, code: str | None) -> bytes:
     return json.dumps({"error": {"message": message, "type": type_, "param": None, "code": code}}).encode()
 
@@ -131,6 +163,10 @@ def _make_handler(mock_ref: list):
                 return
             if model == "missing":
                 self._send(404, _error_body(NOT_FOUND_MESSAGE, "invalid_request_error", "model_not_found"))
+                return
+
+            if model == TOOL_CALLER_MODEL and not body.get("stream"):
+                self._send(200, json.dumps(_tool_caller_reply(body)).encode())
                 return
 
             text = UPSTREAM_PREFIX + _last_user_text(body)
