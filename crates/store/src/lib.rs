@@ -196,11 +196,24 @@ impl Store {
             } else {
                 SqlitePoolOptions::new().max_connections(opts.max_connections.unwrap_or(4))
             };
-            let pool = pool
-                .acquire_timeout(opts.acquire_timeout)
-                .connect_with(o)
-                .await
-                .map_err(|e| StoreError::Connect(format!("{shown}: {e}")))?;
+            // Processes opening a new file at once may find it locked while
+            // another switches it to WAL: retry briefly.
+            let mut attempt = 0u64;
+            let pool = loop {
+                match pool
+                    .clone()
+                    .acquire_timeout(opts.acquire_timeout)
+                    .connect_with(o.clone())
+                    .await
+                {
+                    Ok(p) => break p,
+                    Err(e) if attempt < 20 && e.to_string().contains("locked") => {
+                        attempt += 1;
+                        tokio::time::sleep(Duration::from_millis(10 * attempt)).await;
+                    }
+                    Err(e) => return Err(StoreError::Connect(format!("{shown}: {e}"))),
+                }
+            };
             Db::Sqlite(pool)
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let mut o = PgConnectOptions::from_str(url)
@@ -245,7 +258,24 @@ impl Store {
         let migrator = Migrator::new(Embedded)
             .await
             .map_err(|e| StoreError::Migrate(e.to_string()))?;
-        on_db!(self, p => migrator.run(p).await.map_err(|e| StoreError::Migrate(e.to_string())))
+        match &self.db {
+            Db::Postgres(p) => migrator
+                .run(p)
+                .await
+                .map_err(|e| StoreError::Migrate(e.to_string())),
+            // SQLite has no migration lock: two processes opening a new file
+            // at once may race; the loser sees the winner's work on retry.
+            Db::Sqlite(p) => {
+                let mut last = None;
+                for _ in 0..3 {
+                    match migrator.run(p).await {
+                        Ok(()) => return Ok(()),
+                        Err(e) => last = Some(e.to_string()),
+                    }
+                }
+                Err(StoreError::Migrate(last.unwrap_or_default()))
+            }
+        }
     }
 
     /// `sqlite` or `postgres`.

@@ -753,3 +753,23 @@ async fn reopening_a_file_keeps_data_and_migrations() {
     again.close().await;
     db.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_stores_may_open_a_new_file_at_once() {
+    let path = std::env::temp_dir().join(format!("ferrolite-store-{}.db", uuid::Uuid::new_v4()));
+    let url = format!("sqlite://{}", path.display());
+    let opens: Vec<_> = (0..4)
+        .map(|_| {
+            let url = url.clone();
+            tokio::spawn(async move { Store::connect(&url).await })
+        })
+        .collect();
+    for o in opens {
+        let s = o.await.unwrap().unwrap();
+        s.ping().await.unwrap();
+        s.close().await;
+    }
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+}
