@@ -128,6 +128,9 @@ async fn authenticate(State(state): State<AppState>, req: Request, next: Next) -
                 }));
             next.run(req).await
         }
+        Err(e) if anthropic::is_anthropic_path(req.uri().path()) => {
+            anthropic::error_response(&e, None)
+        }
         Err(e) if gemini::is_gemini_path(req.uri().path()) => gemini::error_response(&e, None),
         Err(e) => ApiError::from(e).into_response(),
     }

@@ -1,4 +1,5 @@
-//! A mock Anthropic Messages API (`POST /v1/messages`). By default it answers
+//! A mock Anthropic Messages API (`POST /v1/messages`, and
+//! `POST /v1/messages/count_tokens` answering [`COUNTED_TOKENS`]). By default it answers
 //! a text message, as JSON or as Anthropic's typed SSE events when the
 //! request says `"stream": true`; replies can be scripted per call (errors in
 //! Anthropic's shape, tool use, errors inside a stream, hanging streams).
@@ -31,6 +32,8 @@ pub const DEFAULT_TEXT: &str = "Hello! How can I help you today?";
 pub const INPUT_TOKENS: u64 = 25;
 /// `usage.output_tokens` of every answer.
 pub const OUTPUT_TOKENS: u64 = 12;
+/// `input_tokens` of every `POST /v1/messages/count_tokens` answer.
+pub const COUNTED_TOKENS: u64 = 4321;
 /// The `request-id` header of every answer (and `request_id` of errors).
 pub const REQUEST_ID: &str = "req_011CMockAnthropic0001";
 
@@ -178,6 +181,17 @@ async fn handle(
     body: Bytes,
 ) -> Response {
     let parsed = shared.record_json(&method, &uri, &headers, &body);
+    if method == Method::POST && uri.path() == "/v1/messages/count_tokens" {
+        if !headers.contains_key("x-api-key") && !headers.contains_key("authorization") {
+            return error_response(
+                401,
+                "authentication_error",
+                "x-api-key header is required",
+                &[],
+            );
+        }
+        return json_response(200, &json!({ "input_tokens": COUNTED_TOKENS }));
+    }
     if method != Method::POST || uri.path() != "/v1/messages" {
         return error_response(404, "not_found_error", "Not Found", &[]);
     }

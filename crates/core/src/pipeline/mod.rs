@@ -15,6 +15,7 @@ mod attempt;
 mod continuation;
 mod controls;
 mod fallback;
+mod messages;
 mod ops;
 mod raw;
 pub mod responses;
@@ -31,6 +32,7 @@ use futures_util::stream::BoxStream;
 use crate::{Gateway, GatewayError, RequestContext};
 
 pub use controls::Controls;
+pub use messages::{count_tokens, messages, MessagesAnswer, MessagesRequest};
 pub use raw::RawJson;
 
 /// A streamed answer: SSE frames, ready to write.
