@@ -101,6 +101,21 @@ model_list:
       model: "openai/gpt-dead"
       api_base: "{dead_base}"
       api_key: "{UPSTREAM_KEY}"
+  - model_name: "claude-upstream"
+    litellm_params:
+      model: "anthropic/claude-sonnet-4-5"
+      api_base: "{upstream_base.removesuffix('/v1')}"
+      api_key: "{UPSTREAM_KEY}"
+  - model_name: "dialect-chat"
+    litellm_params:
+      model: "openai/gpt-4o-dialect"
+      api_base: "{upstream_base}"
+      api_key: "{UPSTREAM_KEY}"
+  - model_name: "dialect-reasoner"
+    litellm_params:
+      model: "openai/o3-dialect"
+      api_base: "{upstream_base}"
+      api_key: "{UPSTREAM_KEY}"
 
 litellm_settings:
   num_retries: 0
@@ -118,6 +133,9 @@ CONFIGURED_MODELS = [
     "upstream-ratelimited",
     "upstream-missing",
     "upstream-dead",
+    "claude-upstream",
+    "dialect-chat",
+    "dialect-reasoner",
     "upstream-tools",
 ]
 

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import mock_anthropic
+
 UPSTREAM_PREFIX = "upstream echo: "
 RATE_LIMIT_MESSAGE = "Rate limit reached for gpt-upstream in organization org-mock on requests per min (RPM): Limit 3, Used 3."
 NOT_FOUND_MESSAGE = "The model `missing` does not exist or you do not have access to it."
@@ -146,6 +148,13 @@ def _make_handler(mock_ref: list):
                 body = {"__unparsed__": raw.decode("utf-8", "replace")}
             mock.record(RecordedRequest("POST", self.path, {k.lower(): v for k, v in self.headers.items()}, body))
 
+            # Anthropic's Messages API, and chat for `*dialect*` models: mock_anthropic.py.
+            if self.path.endswith(("/v1/messages", "/v1/messages/count_tokens")):
+                mock_anthropic.handle_messages(self, body)
+                return
+            if self.path.endswith("/chat/completions") and isinstance(body, dict) and "dialect" in str(body.get("model", "")):
+                mock_anthropic.handle_chat(self, body)
+                return
             if not self.path.endswith("/chat/completions"):
                 self._send(404, _error_body(f"Unknown path {self.path}", "invalid_request_error", None))
                 return
