@@ -26,6 +26,8 @@ pub struct RequestContext {
     /// Prefer other deployments than this one (a mid-stream continuation
     /// avoids the deployment whose stream failed).
     pub avoid_deployment: Option<String>,
+    /// `x-litellm-tags` header (comma-separated), for tag filtering and spend.
+    pub tags: Vec<String>,
     /// Who is calling (set by authentication).
     pub principal: Option<Arc<Principal>>,
     /// The call's record, emitted when the last clone drops.
@@ -47,6 +49,7 @@ impl RequestContext {
             no_fallbacks: false,
             pin_deployment: None,
             avoid_deployment: None,
+            tags: Vec::new(),
         }
     }
 }

@@ -130,6 +130,18 @@ impl<S: Send + Sync> FromRequestParts<S> for Ctx {
             .cloned();
         ctx.timeout = header_secs(parts, "x-litellm-timeout")?;
         ctx.stream_timeout = header_secs(parts, "x-litellm-stream-timeout")?;
+        if let Some(v) = parts
+            .headers
+            .get("x-litellm-tags")
+            .and_then(|v| v.to_str().ok())
+        {
+            ctx.tags = v
+                .split(',')
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .map(str::to_owned)
+                .collect();
+        }
         if let Some(v) = parts.headers.get("x-litellm-num-retries") {
             ctx.num_retries = Some(
                 v.to_str()

@@ -55,6 +55,8 @@ pub struct DeploymentConfig {
     pub drop_params: Option<bool>,
     /// `additional_drop_params`: parameters always removed for this deployment.
     pub additional_drop_params: Vec<String>,
+    /// `tags`: which tagged requests this deployment serves (tag filtering).
+    pub tags: Vec<String>,
     /// Request parameters merged into every call that does not set them.
     pub defaults: Option<JsonMap>,
     pub model_info: JsonMap,
@@ -365,6 +367,20 @@ pub(crate) fn parse_deployment(
             })
             .ok()
     });
+    let tags = match get("tags") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(a)) if a.iter().all(Value::is_string) => a
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect(),
+        Some(_) => {
+            issues.push(ConfigIssue {
+                path: format!("{pbase}.tags"),
+                message: "expected a list of tags".into(),
+            });
+            Vec::new()
+        }
+    };
     let additional_drop_params = match get("additional_drop_params") {
         None => Vec::new(),
         Some(Value::Array(a)) if a.iter().all(Value::is_string) => a
@@ -597,6 +613,7 @@ pub(crate) fn parse_deployment(
         cloud: cloud_auth,
         drop_params,
         additional_drop_params,
+        tags,
         timeout,
         stream_timeout,
         max_retries,

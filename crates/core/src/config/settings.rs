@@ -68,11 +68,17 @@ pub struct RouterSettings {
     pub allowed_fails: Option<u32>,
     pub allowed_fails_policy: BTreeMap<String, u32>,
     pub disable_cooldowns: bool,
+    /// `enable_mid_stream_fallback_continuation`.
+    pub mid_stream_continuation: bool,
+    /// `enable_tag_filtering`: route tagged requests to deployments with a
+    /// matching tag.
+    pub tag_filtering: bool,
+    /// `tag_filtering_match_any` (default true): one shared tag is enough;
+    /// false: the deployment must carry every tag of the request.
+    pub tag_match_any: bool,
 }
 
 /// Read one key with a converter, recording a problem under its path.
-    /// `enable_mid_stream_fallback_continuation`.
-    pub mid_stream_continuation: bool,
 fn field<T>(
     m: &Map<String, Value>,
     section: &str,
@@ -313,10 +319,6 @@ pub(crate) fn parse_router(
         },
         allowed_fails: field(m, S, "allowed_fails", as_u32, issues),
         disable_cooldowns: field(m, S, "disable_cooldowns", as_bool, issues).unwrap_or(false),
-    }
-}
-
-/// `fallbacks: [{"group": ["a", "b"]}]` (or a mapping), and the same shape for
         mid_stream_continuation: field(
             m,
             S,
@@ -325,6 +327,12 @@ pub(crate) fn parse_router(
             issues,
         )
         .unwrap_or(false),
+        tag_filtering: field(m, S, "enable_tag_filtering", as_bool, issues).unwrap_or(false),
+        tag_match_any: field(m, S, "tag_filtering_match_any", as_bool, issues).unwrap_or(true),
+    }
+}
+
+/// `fallbacks: [{"group": ["a", "b"]}]` (or a mapping), and the same shape for
 /// `context_window_fallbacks` / `content_policy_fallbacks`.
 fn group_lists(
     m: &Map<String, Value>,

@@ -145,6 +145,13 @@ pub(super) async fn run_group<E: EndpointOp>(
             group: resolved.group.to_owned(),
         });
     }
+    let off_tag = tag_filter(gw, ctx, controls, resolved.deployments);
+    if n > 0 && off_tag.iter().all(|t| *t) {
+        return Err(GatewayError::bad_request(format!(
+            "Not allowed to access model due to tags configuration: no deployment of model group '{}' matches the request's tags",
+            resolved.group
+        )));
+    }
     let policy = gw.cooldown_policy();
     let may_cool = n > 1 || has_fallbacks(gw, resolved.group);
     loop {
@@ -168,7 +175,13 @@ pub(super) async fn run_group<E: EndpointOp>(
                 let unavailable = match &ctx.pin_deployment {
                     // A health check: this deployment only, whatever its state.
                     Some(pin) => *pin != d.id,
-                    None => cooling[i].is_some() || denied[i] || full[i].is_some() || too_long[i],
+                    None => {
+                        cooling[i].is_some()
+                            || denied[i]
+                            || full[i].is_some()
+                            || too_long[i]
+                            || off_tag[i]
+                    }
                 };
                 unavailable || d.max_retries.is_some_and(|m| tries[i] > m)
             })
@@ -336,6 +349,49 @@ fn observed(f: &Failure) -> Option<Observed> {
 }
 
 /// A group with somewhere to fall back to may have its only deployment cooled down.
+/// Tag filtering (`enable_tag_filtering`), as LiteLLM: a tagged request goes
+/// to deployments sharing one of its tags (every tag, with
+/// `tag_filtering_match_any: false`) or tagged `default`; an untagged request
+/// goes to the `default` deployments when there are any, else to all.
+/// `true` marks a deployment the request may not use.
+fn tag_filter(
+    gw: &Gateway,
+    ctx: &RequestContext,
+    controls: &Controls,
+    deployments: &[Deployment],
+) -> Vec<bool> {
+    if !gw.config.router.tag_filtering {
+        return vec![false; deployments.len()];
+    }
+    let wanted: Vec<&str> = controls
+        .tags
+        .iter()
+        .chain(&ctx.tags)
+        .map(String::as_str)
+        .collect();
+    let is_default = |d: &Deployment| d.tags.iter().any(|t| t == "default");
+    if wanted.is_empty() {
+        let any_default = deployments.iter().any(is_default);
+        return deployments
+            .iter()
+            .map(|d| any_default && !is_default(d))
+            .collect();
+    }
+    let any = gw.config.router.tag_match_any;
+    deployments
+        .iter()
+        .map(|d| {
+            let has = |t: &&str| d.tags.iter().any(|x| x == t);
+            let matches = if any {
+                wanted.iter().any(has)
+            } else {
+                wanted.iter().all(has)
+            };
+            !(matches || is_default(d))
+        })
+        .collect()
+}
+
 fn has_fallbacks(gw: &Gateway, group: &str) -> bool {
     let f = &gw.config.fallbacks;
     f.general.contains_key(group)

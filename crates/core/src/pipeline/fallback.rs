@@ -22,7 +22,7 @@ pub(super) async fn run<E: EndpointOp>(
         requested.clone_into(&mut r.requested_model);
         r.stream = op.is_stream();
         r.principal.clone_from(&ctx.principal);
-        r.tags.clone_from(&controls.tags);
+        r.tags = controls.tags.iter().chain(&ctx.tags).cloned().collect();
         r.end_user = op
             .params()
             .get("user")
