@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Instant;
 
 use clap::Parser;
@@ -190,6 +191,18 @@ fn warn_about(cfg: &Config, cli: &Cli) {
     }
 }
 
+/// Where keys, users, teams and spend live: `general_settings.database_url`,
+/// else `DATABASE_URL`, else an embedded SQLite file in the working directory.
+fn database_url(cfg: &Config) -> String {
+    cfg.general
+        .database_url
+        .as_ref()
+        .map(|u| u.expose().to_owned())
+        .or_else(|| Env::process().get("DATABASE_URL"))
+        .filter(|u| !u.trim().is_empty())
+        .unwrap_or_else(|| "sqlite://ferrolite.db".to_owned())
+}
+
 async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
@@ -263,7 +276,15 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let db_url = database_url(&cfg);
     runtime.block_on(async move {
+        let store = match ferrolite_store::Store::connect(&db_url).await {
+            Ok(s) => Arc::new(s),
+            Err(e) => {
+                tracing::error!("{e}");
+                return ExitCode::FAILURE;
+            }
+        };
         let gw = match Gateway::new(cfg) {
             Ok(g) => g,
             Err(e) => {
@@ -281,12 +302,19 @@ fn main() -> ExitCode {
         };
         let local: Option<SocketAddr> = listener.local_addr().ok();
         tracing::info!(
-            "ferrolite {VERSION} ready on http://{} with {} deployment(s) in {:.1} ms",
+            "ferrolite {VERSION} ready on http://{} with {} deployment(s), {} store, in {:.1} ms",
             local.map(|a| a.to_string()).unwrap_or(addr),
             gw.router.all().len(),
+            store.backend(),
             started.elapsed().as_secs_f64() * 1000.0
         );
-        match serve(listener, AppState::new(gw), shutdown_signal()).await {
+        match serve(
+            listener,
+            AppState::new(gw).with_store(store),
+            shutdown_signal(),
+        )
+        .await
+        {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 tracing::error!("server error: {e}");

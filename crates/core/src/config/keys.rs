@@ -32,6 +32,7 @@ pub(crate) const GENERAL_IMPL: &[&str] = &[
     "max_request_size_mb",
     "max_parallel_requests",
     "global_max_parallel_requests",
+    "database_url",
 ];
 
 pub(crate) const ROUTER_IMPL: &[&str] = &[

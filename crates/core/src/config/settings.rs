@@ -31,6 +31,9 @@ pub struct GeneralSettings {
     pub max_parallel_requests: Option<u32>,
     /// `global_max_parallel_requests`: requests the whole gateway serves at once.
     pub global_max_parallel_requests: Option<u32>,
+    /// `database_url`: where keys, users, teams and spend are stored
+    /// (`sqlite://…` or `postgres://…`); it may carry a password.
+    pub database_url: Option<Secret>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -148,6 +151,7 @@ pub(crate) fn parse_general(
         max_request_size_mb,
         max_parallel_requests: field(m, S, "max_parallel_requests", as_u32, issues),
         global_max_parallel_requests: field(m, S, "global_max_parallel_requests", as_u32, issues),
+        database_url: field(m, S, "database_url", as_string, issues).map(Secret::new),
     }
 }
 

@@ -209,7 +209,7 @@ fn every_problem_is_reported_with_its_path() {
 #[test]
 fn keys_not_implemented_are_collected_not_fatal() {
     let cfg = load(
-        "model_list:\n  - model_name: a\n    litellm_params: {model: openai/a, api_key: k, tags: [x], region_name: eu, temperature: 0.5}\nlitellm_settings: {cache: true, drop_params: true, callbacks: [prometheus]}\ngeneral_settings: {database_url: postgres://x, master_key: sk-x}\nrouter_settings: {routing_strategy: lar1, enable_tag_filtering: true}\nguardrails: []\n",
+        "model_list:\n  - model_name: a\n    litellm_params: {model: openai/a, api_key: k, tags: [x], region_name: eu, temperature: 0.5}\nlitellm_settings: {cache: true, drop_params: true, callbacks: [prometheus]}\ngeneral_settings: {database_connection_pool_limit: 5, master_key: sk-x}\nrouter_settings: {routing_strategy: lar1, enable_tag_filtering: true}\nguardrails: []\n",
         &[],
     )
     .unwrap();
@@ -217,7 +217,7 @@ fn keys_not_implemented_are_collected_not_fatal() {
         "guardrails",
         "litellm_settings.cache",
         "litellm_settings.callbacks",
-        "general_settings.database_url",
+        "general_settings.database_connection_pool_limit",
         "router_settings.enable_tag_filtering",
         "model_list[0].litellm_params.tags",
         "model_list[0].litellm_params.region_name",
