@@ -32,6 +32,8 @@ pub struct RequestContext {
     pub principal: Option<Arc<Principal>>,
     /// The call's record, emitted when the last clone drops.
     pub meter: Arc<Meter>,
+    /// The `Cache-Control` request header (response cache controls).
+    pub cache_control: Option<String>,
 }
 
 impl RequestContext {
@@ -50,6 +52,7 @@ impl RequestContext {
             pin_deployment: None,
             avoid_deployment: None,
             tags: Vec::new(),
+            cache_control: None,
         }
     }
 }

@@ -44,6 +44,8 @@ pub struct Gateway {
     /// Where finished calls are recorded (spend, metrics, request log).
     /// Add sinks before the gateway is shared.
     pub sinks: Arc<crate::meter::Sinks>,
+    /// The response cache (`litellm_settings.cache`), when on.
+    pub cache: Option<Arc<crate::cache::Cache>>,
     /// The gateway's own `Arc`, once shared (for work that outlives a
     /// request's borrow, like a mid-stream continuation).
     me: std::sync::OnceLock<std::sync::Weak<Gateway>>,
@@ -66,6 +68,12 @@ impl Gateway {
             usage: crate::router::usage::Usage::with_shared(shared.clone()),
             shared,
             sinks: Arc::new(crate::meter::Sinks::default()),
+            cache: config
+                .litellm
+                .cache
+                .as_ref()
+                .map(crate::cache::Cache::new)
+                .transpose()?,
             me: std::sync::OnceLock::new(),
             in_flight: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
             cooldown: {

@@ -3,6 +3,7 @@
 //! [`pipeline`], and encodes what comes back.
 
 pub mod auth;
+pub mod cache;
 pub mod config;
 pub mod context;
 pub mod dialect;

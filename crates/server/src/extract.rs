@@ -130,6 +130,11 @@ impl<S: Send + Sync> FromRequestParts<S> for Ctx {
             .cloned();
         ctx.timeout = header_secs(parts, "x-litellm-timeout")?;
         ctx.stream_timeout = header_secs(parts, "x-litellm-stream-timeout")?;
+        ctx.cache_control = parts
+            .headers
+            .get(http::header::CACHE_CONTROL)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
         if let Some(v) = parts
             .headers
             .get("x-litellm-tags")

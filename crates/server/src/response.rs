@@ -129,6 +129,9 @@ fn answer_headers(h: &mut HeaderMap, meta: &AnswerMeta, ctx: &RequestContext) {
     if let Some(t) = meta.remaining_tokens {
         put_num(h, "x-ratelimit-remaining-tokens", t);
     }
+    if let Some(k) = &meta.cache_key {
+        put(h, "x-litellm-cache-key", k);
+    }
     h.insert(
         HeaderName::from_static("x-litellm-version"),
         HeaderValue::from_static(VERSION),

@@ -40,7 +40,7 @@ fn validate_config_reports_every_problem_and_exits_1() {
         "{err}"
     );
 
-    let ok = tmp_config("model_list:\n  - model_name: a\n    litellm_params: {model: openai/a, mock_response: hi}\nlitellm_settings: {cache: true}\n");
+    let ok = tmp_config("model_list:\n  - model_name: a\n    litellm_params: {model: openai/a, mock_response: hi}\nlitellm_settings: {langfuse_default_tags: [a]}\n");
     let out = Command::new(BIN)
         .args(["--config", ok.path(), "--validate_config"])
         .output()
@@ -48,7 +48,7 @@ fn validate_config_reports_every_problem_and_exits_1() {
     assert_eq!(out.status.code(), Some(0));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("config OK: 1 deployment(s)"), "{stdout}");
-    assert!(stdout.contains("litellm_settings.cache"), "{stdout}");
+    assert!(stdout.contains("litellm_settings.langfuse_default_tags"), "{stdout}");
 }
 
 #[test]
@@ -65,7 +65,7 @@ fn missing_config_file_is_a_clear_error() {
 #[tokio::test]
 async fn serves_a_config_and_warns_once_about_unimplemented_keys() {
     let p = tmp_config(
-        "model_list:\n  - model_name: m\n    litellm_params: {model: openai/m, mock_response: hello}\nlitellm_settings: {cache: true, callbacks: [prometheus]}\nrouter_settings: {enable_tag_filtering: true}\ngeneral_settings: {master_key: sk-cli-test-master-key}\n",
+        "model_list:\n  - model_name: m\n    litellm_params: {model: openai/m, mock_response: hello}\nlitellm_settings: {langfuse_default_tags: [a], callbacks: [prometheus]}\nrouter_settings: {enable_tag_filtering: true}\ngeneral_settings: {master_key: sk-cli-test-master-key}\n",
     );
     let r = Running::start(&["--config", p.path(), "--num_workers", "4"], &[]);
     let warn: Vec<&String> = r
@@ -75,7 +75,7 @@ async fn serves_a_config_and_warns_once_about_unimplemented_keys() {
         .collect();
     assert_eq!(warn.len(), 1, "{:?}", r.seen);
     for k in [
-        "litellm_settings.cache",
+        "litellm_settings.langfuse_default_tags",
         "litellm_settings.callbacks",
         "router_settings.enable_tag_filtering",
     ] {

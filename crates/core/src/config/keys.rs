@@ -20,6 +20,8 @@ pub(crate) const LITELLM_IMPL: &[&str] = &[
     "request_timeout",
     "json_logs",
     "set_verbose",
+    "cache",
+    "cache_params",
     "fallbacks",
     "context_window_fallbacks",
     "content_policy_fallbacks",

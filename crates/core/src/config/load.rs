@@ -291,6 +291,8 @@ pub(crate) fn from_json(
     config.general = parse_general(&general, &mut issues, &mut config.not_implemented);
     config.router = parse_router(&router, &mut issues, &mut config.not_implemented);
     config.router.redis = parse_redis(&router, &env, &mut issues);
+    config.litellm.cache =
+        crate::cache::settings::parse(&litellm, &env, &mut issues, &mut config.warnings);
     config.fallbacks = merge_fallbacks(
         parse_fallbacks(&litellm, "litellm_settings", &mut issues),
         parse_fallbacks(&router, "router_settings", &mut issues),

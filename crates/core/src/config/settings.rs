@@ -19,6 +19,8 @@ pub struct LitellmSettings {
     pub request_timeout: Option<Duration>,
     pub json_logs: bool,
     pub set_verbose: bool,
+    /// `cache: true` + `cache_params`: the response cache (read in `cache::settings`).
+    pub cache: Option<crate::cache::CacheSettings>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -127,6 +129,7 @@ pub(crate) fn parse_litellm(
         request_timeout: field(m, S, "request_timeout", as_secs, issues),
         json_logs: field(m, S, "json_logs", as_bool, issues).unwrap_or(false),
         set_verbose: field(m, S, "set_verbose", as_bool, issues).unwrap_or(false),
+        cache: None,
     }
 }
 

@@ -215,7 +215,6 @@ fn keys_not_implemented_are_collected_not_fatal() {
     .unwrap();
     for k in [
         "guardrails",
-        "litellm_settings.cache",
         "litellm_settings.callbacks",
         "general_settings.database_connection_pool_limit",
         "router_settings.enable_tag_filtering",

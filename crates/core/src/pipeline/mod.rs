@@ -65,6 +65,8 @@ pub struct AnswerMeta {
     /// What is left of the deployment's `rpm` / `tpm` this minute.
     pub remaining_requests: Option<u64>,
     pub remaining_tokens: Option<u64>,
+    /// Set when the answer came from the response cache (`x-litellm-cache-key`).
+    pub cache_key: Option<String>,
 }
 
 pub struct Outcome<T> {
@@ -77,10 +79,13 @@ pub async fn chat(
     ctx: &RequestContext,
     mut req: ChatRequest,
 ) -> Result<Outcome<ChatResponse>, GatewayError> {
+    let cache = crate::cache::Lookup::read(gw, ctx, crate::meter::CallType::Chat, &req.extra);
     let controls = Controls::take(&mut req.extra)?;
     let requested = std::mem::take(&mut req.model);
+    let cache = cache.and_then(|c| c.keyed(gw, &requested, &req));
     let op = ops::ChatOp { req };
-    let mut outcome = fallback::run(gw, ctx, &op, &controls, &requested).await?;
+    let run = fallback::run(gw, ctx, &op, &controls, &requested);
+    let mut outcome = crate::cache::serve(gw, ctx, cache, &requested, run).await?;
     if gw.config.router.mid_stream_continuation && !ctx.no_fallbacks {
         if let Some(shared) = gw.arc() {
             let origin = continuation::Origin {
@@ -104,10 +109,13 @@ pub async fn completion(
     ctx: &RequestContext,
     mut req: CompletionRequest,
 ) -> Result<Outcome<CompletionResponse>, GatewayError> {
+    let cache = crate::cache::Lookup::read(gw, ctx, crate::meter::CallType::Completion, &req.extra);
     let controls = Controls::take(&mut req.extra)?;
     let requested = std::mem::take(&mut req.model);
+    let cache = cache.and_then(|c| c.keyed(gw, &requested, &req));
     let op = ops::CompletionOp { req };
-    fallback::run(gw, ctx, &op, &controls, &requested).await
+    let run = fallback::run(gw, ctx, &op, &controls, &requested);
+    crate::cache::serve(gw, ctx, cache, &requested, run).await
 }
 
 pub async fn embedding(
@@ -115,8 +123,11 @@ pub async fn embedding(
     ctx: &RequestContext,
     mut req: EmbeddingRequest,
 ) -> Result<Outcome<EmbeddingResponse>, GatewayError> {
+    let cache = crate::cache::Lookup::read(gw, ctx, crate::meter::CallType::Embedding, &req.extra);
     let controls = Controls::take(&mut req.extra)?;
     let requested = std::mem::take(&mut req.model);
+    let cache = cache.and_then(|c| c.keyed(gw, &requested, &req));
     let op = ops::EmbeddingOp { req };
-    fallback::run(gw, ctx, &op, &controls, &requested).await
+    let run = fallback::run(gw, ctx, &op, &controls, &requested);
+    crate::cache::serve(gw, ctx, cache, &requested, run).await
 }
