@@ -22,7 +22,13 @@ struct Stats {
     requests: u32,
     tokens: u64,
     latency_ms: Option<f64>,
+    /// When the latency average last took a sample.
+    latency_at: Option<Instant>,
 }
+
+/// How long a latency average counts without new samples, as LiteLLM's
+/// `routing_strategy_args.ttl` default (one hour).
+pub const DEFAULT_LATENCY_TTL: Duration = Duration::from_secs(3600);
 
 /// What a strategy sees of one deployment.
 #[derive(Debug, Default, Clone, Copy, PartialEq)]
@@ -38,6 +44,8 @@ pub struct Usage {
     stats: Mutex<HashMap<usize, Stats>>,
     /// Other instances' in-flight counts and latency, per slot.
     remote: Mutex<HashMap<usize, RemoteStats>>,
+    /// Latency older than this is forgotten (`routing_strategy_args.ttl`).
+    latency_ttl: Duration,
     /// Tokens are also added to the Redis-shared count, when there is one.
     shared: Option<Arc<RedisShared>>,
 }
@@ -48,6 +56,7 @@ impl Default for Usage {
             start: Instant::now(),
             stats: Mutex::new(HashMap::new()),
             remote: Mutex::new(HashMap::new()),
+            latency_ttl: DEFAULT_LATENCY_TTL,
             shared: None,
         }
     }
@@ -67,8 +76,13 @@ impl Usage {
     }
 
     pub fn with_shared(shared: Option<Arc<RedisShared>>) -> Arc<Self> {
+        Self::with_settings(shared, DEFAULT_LATENCY_TTL)
+    }
+
+    pub fn with_settings(shared: Option<Arc<RedisShared>>, latency_ttl: Duration) -> Arc<Self> {
         Arc::new(Self {
             shared,
+            latency_ttl,
             ..Self::default()
         })
     }
@@ -96,11 +110,14 @@ impl Usage {
     }
 
     pub fn view(&self, slot: usize, now: Instant) -> View {
+        let ttl = self.latency_ttl;
         let mut v = self.with(slot, now, |s| View {
             in_flight: s.in_flight,
             requests_this_minute: s.requests,
             tokens_this_minute: s.tokens,
-            latency_ms: s.latency_ms,
+            latency_ms: s
+                .latency_ms
+                .filter(|_| s.latency_at.is_some_and(|at| now.duration_since(at) <= ttl)),
         });
         if self.shared.is_some() {
             let remote = self
@@ -122,9 +139,23 @@ impl Usage {
 
     /// This instance's own numbers for `slot`, to publish.
     pub fn local(&self, slot: usize) -> RemoteStats {
-        self.with(slot, Instant::now(), |s| RemoteStats {
+        let v = self.view_local(slot);
+        RemoteStats {
+            in_flight: v.in_flight,
+            latency_ms: v.latency_ms,
+        }
+    }
+
+    fn view_local(&self, slot: usize) -> View {
+        let now = Instant::now();
+        let ttl = self.latency_ttl;
+        self.with(slot, now, |s| View {
             in_flight: s.in_flight,
-            latency_ms: s.latency_ms,
+            requests_this_minute: s.requests,
+            tokens_this_minute: s.tokens,
+            latency_ms: s
+                .latency_ms
+                .filter(|_| s.latency_at.is_some_and(|at| now.duration_since(at) <= ttl)),
         })
     }
 
@@ -154,11 +185,15 @@ impl Usage {
 
     pub fn record_latency(&self, slot: usize, elapsed: Duration) {
         let ms = elapsed.as_secs_f64() * 1000.0;
-        self.with(slot, Instant::now(), |s| {
-            s.latency_ms = Some(match s.latency_ms {
+        let now = Instant::now();
+        let ttl = self.latency_ttl;
+        self.with(slot, now, |s| {
+            let fresh = s.latency_at.is_some_and(|at| now.duration_since(at) <= ttl);
+            s.latency_ms = Some(match s.latency_ms.filter(|_| fresh) {
                 Some(prev) => prev + LATENCY_ALPHA * (ms - prev),
                 None => ms,
             });
+            s.latency_at = Some(now);
         });
     }
 }
@@ -250,6 +285,19 @@ mod tests {
         assert_eq!(with.local(0).in_flight, 1, "published numbers stay local");
         let v = without.view(0, Instant::now());
         assert_eq!((v.in_flight, v.latency_ms), (1, Some(100.0)));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn latency_is_forgotten_after_its_ttl() {
+        let u = Usage::with_settings(None, Duration::from_secs(60));
+        u.record_latency(0, Duration::from_millis(500));
+        tokio::time::advance(Duration::from_secs(59)).await;
+        assert_eq!(u.view(0, Instant::now()).latency_ms, Some(500.0));
+        tokio::time::advance(Duration::from_secs(2)).await;
+        assert_eq!(u.view(0, Instant::now()).latency_ms, None);
+        // A new sample starts a new average instead of blending the stale one.
+        u.record_latency(0, Duration::from_millis(100));
+        assert_eq!(u.view(0, Instant::now()).latency_ms, Some(100.0));
     }
 
     #[tokio::test(start_paused = true)]
