@@ -20,6 +20,27 @@ pub struct Principal {
     pub team_alias: Option<String>,
     /// Allowed to use the management API.
     pub admin: bool,
+    /// What the key check keeps alive for the call (rate-limit slots, a
+    /// budget reservation): released when the last copy of the principal
+    /// drops, i.e. once the call's record has been emitted.
+    pub hold: Option<Hold>,
+}
+
+/// Anything held for the duration of a call (see [`Principal::hold`]).
+#[derive(Clone)]
+pub struct Hold(pub std::sync::Arc<dyn std::any::Any + Send + Sync>);
+
+impl std::fmt::Debug for Hold {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Hold")
+    }
+}
+
+impl Principal {
+    /// The held value, if it is a `T`.
+    pub fn held<T: std::any::Any>(&self) -> Option<&T> {
+        self.hold.as_ref().and_then(|h| h.0.downcast_ref::<T>())
+    }
 }
 
 /// Header names a gateway key is accepted in, besides `Authorization: Bearer`.

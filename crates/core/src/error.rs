@@ -76,6 +76,16 @@ pub enum GatewayError {
     /// A bug or an unexpected state on our side.
     #[error("{0}")]
     Internal(String),
+    /// A policy on the caller's virtual key refused the request, with
+    /// LiteLLM's status and error type (`budget_exceeded`,
+    /// `key_model_access_denied`, `expired_key`, …).
+    #[error("{message}")]
+    Denied {
+        status: u16,
+        kind: &'static str,
+        message: String,
+        param: Option<String>,
+    },
 }
 
 impl GatewayError {
@@ -109,6 +119,7 @@ impl GatewayError {
             GatewayError::ContextWindow { .. } => 400,
             GatewayError::BadUpstreamResponse(_) => 502,
             GatewayError::Internal(_) => 500,
+            GatewayError::Denied { status, .. } => *status,
         }
     }
 
@@ -121,6 +132,7 @@ impl GatewayError {
                 .clone()
                 .unwrap_or_else(|| type_for_status(self.status()).to_owned()),
             GatewayError::Timeout { .. } => "timeout".to_owned(),
+            GatewayError::Denied { kind, .. } => (*kind).to_owned(),
             other => type_for_status(other.status()).to_owned(),
         }
     }
@@ -129,6 +141,7 @@ impl GatewayError {
         match self {
             GatewayError::BadRequest { param, .. } => param.as_deref(),
             GatewayError::Upstream { error, .. } => error.param.as_deref(),
+            GatewayError::Denied { param, .. } => param.as_deref(),
             _ => None,
         }
     }
@@ -178,6 +191,7 @@ impl GatewayError {
         match self {
             GatewayError::NoDeployments { retry_after, .. } => Some(*retry_after),
             GatewayError::TooManyRequests(_) => Some(Duration::from_secs(1)),
+            GatewayError::Denied { status: 429, .. } => Some(Duration::from_secs(1)),
             _ => None,
         }
     }
@@ -210,6 +224,7 @@ impl GatewayError {
             GatewayError::TooManyRequests(_) => "too_many_requests",
             GatewayError::ContextWindow { .. } => "context_window",
             GatewayError::Internal(_) => "internal",
+            GatewayError::Denied { .. } => "denied",
         }
     }
 }

@@ -10,11 +10,13 @@ pub mod dialect;
 pub mod error;
 pub mod gateway;
 pub mod health;
+pub mod keys;
 pub mod meter;
 pub mod mock;
 pub mod pipeline;
 pub mod router;
 pub mod shared;
+pub mod spend;
 pub mod upstream;
 
 pub use context::RequestContext;

@@ -195,6 +195,17 @@ impl Meter {
         }
     }
 
+    /// What the call has cost so far, priced by the finisher (`None` when
+    /// nothing records this call). For the `x-litellm-response-cost` header
+    /// of a JSON answer, whose usage is known before it is sent.
+    pub fn cost_so_far(&self) -> Option<f64> {
+        let sinks = self.sinks.get()?;
+        let f = sinks.finisher.as_ref()?;
+        let mut rec = self.snapshot();
+        f(&mut rec);
+        Some(rec.cost)
+    }
+
     /// A snapshot of the record so far.
     pub fn snapshot(&self) -> CallRecord {
         self.lock().clone()
