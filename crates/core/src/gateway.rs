@@ -44,6 +44,8 @@ pub struct Gateway {
     /// Where finished calls are recorded (spend, metrics, request log).
     /// Add sinks before the gateway is shared.
     pub sinks: Arc<crate::meter::Sinks>,
+    /// The Prometheus registry, when `callbacks` names `prometheus`.
+    pub metrics: Option<Arc<crate::observe::Metrics>>,
     /// The response cache (`litellm_settings.cache`), when on.
     pub cache: Option<Arc<crate::cache::Cache>>,
     /// The gateway's own `Arc`, once shared (for work that outlives a
@@ -60,6 +62,7 @@ impl Gateway {
             .as_ref()
             .map(RedisShared::new)
             .transpose()?;
+        let (metrics, sinks) = crate::observe::setup(&config, &router);
         Ok(Self {
             router,
             http: crate::upstream::client()?,
@@ -67,7 +70,8 @@ impl Gateway {
             health: crate::router::health::Health::new(),
             usage: crate::router::usage::Usage::with_shared(shared.clone()),
             shared,
-            sinks: Arc::new(crate::meter::Sinks::default()),
+            sinks: Arc::new(sinks),
+            metrics,
             cache: config
                 .litellm
                 .cache

@@ -13,6 +13,7 @@ pub mod health;
 pub mod keys;
 pub mod meter;
 pub mod mock;
+pub mod observe;
 pub mod pipeline;
 pub mod router;
 pub mod shared;

@@ -72,8 +72,13 @@ pub fn build_app(state: AppState) -> Router {
     r = gemini::routes(r);
     r = admin::routes(r);
     r = metrics::routes(r);
+    // The admin UI: its own session cookie, which also stands for the master
+    // key on the other routes (session_layer, below the key check).
+    let ui = crate::ui::Ui::new(&state, crate::ui::UiLogin::from_env());
+    r = crate::ui::routes(r, ui.clone());
     r.fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), authenticate))
+        .layer(middleware::from_fn_with_state(ui, crate::ui::session_layer))
         .layer(middleware::map_response(security_headers))
         .layer(CatchPanicLayer::custom(|_| {
             error_response(
@@ -115,7 +120,10 @@ fn presented_key(req: &Request) -> Option<&str> {
 }
 
 async fn authenticate(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    if OPEN_ROUTES.contains(&req.uri().path()) {
+    if OPEN_ROUTES.contains(&req.uri().path())
+        || crate::ui::is_ui_path(req.uri().path())
+        || (metrics::is_metrics_path(req.uri().path()) && metrics::open(&state))
+    {
         return next.run(req).await;
     }
     match auth::check(state.gw.master_key(), presented_key(&req)) {
@@ -132,6 +140,7 @@ async fn authenticate(State(state): State<AppState>, req: Request, next: Next) -
             anthropic::error_response(&e, None)
         }
         Err(e) if gemini::is_gemini_path(req.uri().path()) => gemini::error_response(&e, None),
+        Err(e) if metrics::is_metrics_path(req.uri().path()) => metrics::unauthorized(&e),
         Err(e) => ApiError::from(e).into_response(),
     }
 }

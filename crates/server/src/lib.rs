@@ -7,6 +7,7 @@ pub mod extract;
 pub mod response;
 pub mod routes;
 pub mod state;
+pub mod ui;
 
 pub use app::{build_app, serve};
 pub use state::AppState;

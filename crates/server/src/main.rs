@@ -69,6 +69,9 @@ struct Cli {
     /// Default request timeout in seconds (litellm_settings.request_timeout).
     #[arg(long = "request_timeout")]
     request_timeout: Option<f64>,
+    /// Also serve /metrics, without a key, on this port.
+    #[arg(long = "prometheus_metrics_port", env = "PROMETHEUS_METRICS_PORT")]
+    prometheus_metrics_port: Option<u16>,
     /// LiteLLM server-choice and tuning flags: accepted so existing scripts keep
     /// working; ferrolite has one built-in server and ignores them.
     #[arg(long = "run_gunicorn", hide = true)]
@@ -152,7 +155,7 @@ fn init_logging(cli: &Cli, json: bool, verbose: bool) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
     if json {
-        builder.json().init();
+        builder.json().flatten_event(true).init();
     } else {
         builder.init();
     }
@@ -201,6 +204,27 @@ fn database_url(cfg: &Config) -> String {
         .or_else(|| Env::process().get("DATABASE_URL"))
         .filter(|u| !u.trim().is_empty())
         .unwrap_or_else(|| "sqlite://ferrolite.db".to_owned())
+}
+
+/// `--prometheus_metrics_port`: `/metrics` alone, without a key, on a
+/// second port (LiteLLM refuses to start when that port cannot be bound).
+async fn serve_metrics_port(host: &str, port: u16, state: &AppState) -> Result<(), ExitCode> {
+    let addr = format!("{host}:{port}");
+    let listener = tokio::net::TcpListener::bind(&addr).await.map_err(|e| {
+        tracing::error!("cannot listen on {addr} for metrics: {e}");
+        ExitCode::FAILURE
+    })?;
+    if state.gw.metrics.is_none() {
+        tracing::warn!("--prometheus_metrics_port: /metrics answers 404 until litellm_settings.callbacks includes \"prometheus\"");
+    }
+    tracing::info!("metrics on http://{addr}/metrics (no key required)");
+    let state = state.clone();
+    tokio::spawn(async move {
+        if let Err(e) = ferrolite_server::routes::metrics::serve_standalone(listener, state).await {
+            tracing::error!("metrics server error: {e}");
+        }
+    });
+    Ok(())
 }
 
 async fn shutdown_signal() {
@@ -263,7 +287,14 @@ fn main() -> ExitCode {
     if let Some(t) = cli.request_timeout.filter(|t| t.is_finite() && *t > 0.0) {
         cfg.litellm.request_timeout = Some(std::time::Duration::from_secs_f64(t));
     }
-    init_logging(&cli, cfg.litellm.json_logs, cfg.litellm.set_verbose);
+    // LiteLLM also reads JSON_LOGS from the environment.
+    let json_env = std::env::var("JSON_LOGS")
+        .is_ok_and(|v| matches!(v.to_ascii_lowercase().as_str(), "true" | "1" | "yes"));
+    init_logging(&cli, cfg.litellm.json_logs || json_env, cfg.litellm.set_verbose);
+    if cli.prometheus_metrics_port.is_some() && cli.prometheus_metrics_port == Some(cli.port) {
+        eprintln!("ferrolite: --prometheus_metrics_port must differ from --port");
+        return ExitCode::FAILURE;
+    }
     warn_about(&cfg, &cli);
 
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -308,13 +339,13 @@ fn main() -> ExitCode {
             store.backend(),
             started.elapsed().as_secs_f64() * 1000.0
         );
-        match serve(
-            listener,
-            AppState::new(gw).with_store(store),
-            shutdown_signal(),
-        )
-        .await
-        {
+        let state = AppState::new(gw).with_store(store);
+        if let Some(port) = cli.prometheus_metrics_port {
+            if let Err(code) = serve_metrics_port(&cli.host, port, &state).await {
+                return code;
+            }
+        }
+        match serve(listener, state, shutdown_signal()).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 tracing::error!("server error: {e}");

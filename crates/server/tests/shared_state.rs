@@ -285,41 +285,63 @@ async fn three_gateway_processes_hold_one_rpm_limit_together() {
 }
 
 #[tokio::test]
-async fn requests_in_flight_on_one_instance_count_against_max_parallel_on_the_others() {
+async fn max_parallel_requests_holds_exactly_across_instances() {
     let redis = Redis::start(free_port());
     let x = MockOpenAi::start().await;
     let y = MockOpenAi::start().await;
-    // x holds a's stream open until the client leaves.
-    x.script([Reply::SseHang {
+    // x holds every stream open until its client leaves.
+    let hang = || Reply::SseHang {
         data: ferrolite_testkit::openai::chat_chunks("x", "held open", false)[..2].to_vec(),
-    }]);
+    };
+    x.script([hang(), hang()]);
     let yaml = format!(
-        "model_list:\n  - model_name: m\n    litellm_params: {{model: openai/x, api_base: \"{}\", api_key: k, order: 1, max_parallel_requests: 1}}\n    model_info: {{id: dep-x}}\n  - model_name: m\n    litellm_params: {{model: openai/y, api_base: \"{}\", api_key: k, order: 2}}\n    model_info: {{id: dep-y}}\nrouter_settings:\n  redis_url: redis://127.0.0.1:{}\n  num_retries: 0\n",
+        "model_list:\n  - model_name: m\n    litellm_params: {{model: openai/x, api_base: \"{}\", api_key: k, order: 1, max_parallel_requests: 2}}\n    model_info: {{id: dep-x}}\n  - model_name: m\n    litellm_params: {{model: openai/y, api_base: \"{}\", api_key: k, order: 2}}\n    model_info: {{id: dep-y}}\nrouter_settings:\n  redis_url: redis://127.0.0.1:{}\n  num_retries: 0\n",
         x.base_url(),
         y.base_url(),
         redis.port
     );
-    let a = TestGateway::start(&yaml).await;
-    let b = TestGateway::start(&yaml).await;
-    let held = a
-        .post("/v1/chat/completions")
-        .json(&json!({"model":"m","messages":[],"stream":true}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(held.status(), 200);
-    assert_eq!(held.headers()["x-litellm-model-id"], "dep-x");
-    // Instances exchange in-flight counts every second.
-    tokio::time::sleep(Duration::from_millis(2200)).await;
-    let (s, h, _) = b
-        .call("/v1/chat/completions", json!({"model":"m","messages":[]}))
-        .await;
-    assert_eq!(s, 200);
-    assert_eq!(
-        h["x-litellm-model-id"], "dep-y",
-        "x is at its max_parallel_requests through a's stream"
-    );
-    assert_eq!(x.call_count(), 1);
-    drop(held);
+    let gws = [
+        TestGateway::start(&yaml).await,
+        TestGateway::start(&yaml).await,
+        TestGateway::start(&yaml).await,
+    ];
+    let hold = |gw: &TestGateway| {
+        gw.post("/v1/chat/completions")
+            .json(&json!({"model":"m","messages":[],"stream":true}))
+            .send()
+    };
+    // One stream held on each of two instances: x's two slots are taken.
+    let held_a = hold(&gws[0]).await.unwrap();
+    let held_b = hold(&gws[1]).await.unwrap();
+    assert_eq!(held_a.headers()["x-litellm-model-id"], "dep-x");
+    assert_eq!(held_b.headers()["x-litellm-model-id"], "dep-x");
+    // Right away (no waiting for a sync), every instance sees x full.
+    for gw in &gws {
+        let (s, h, _) = gw
+            .call("/v1/chat/completions", json!({"model":"m","messages":[]}))
+            .await;
+        assert_eq!(s, 200);
+        assert_eq!(
+            h["x-litellm-model-id"], "dep-y",
+            "x is at max_parallel_requests"
+        );
+    }
+    assert_eq!(x.call_count(), 2);
+    // A stream that ends gives its slot back to the fleet.
+    drop(held_a);
+    x.wait_dropped_streams(1, Duration::from_secs(10)).await;
+    let mut freed = false;
+    for _ in 0..100 {
+        let (_, h, _) = gws[2]
+            .call("/v1/chat/completions", json!({"model":"m","messages":[]}))
+            .await;
+        if h["x-litellm-model-id"] == "dep-x" {
+            freed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(freed, "the released slot is usable from another instance");
+    drop(held_b);
     drop(redis);
 }

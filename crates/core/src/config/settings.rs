@@ -21,6 +21,13 @@ pub struct LitellmSettings {
     pub set_verbose: bool,
     /// `cache: true` + `cache_params`: the response cache (read in `cache::settings`).
     pub cache: Option<crate::cache::CacheSettings>,
+    /// `callbacks`, `success_callback` and `failure_callback` merged: the
+    /// implemented ones (`prometheus`); others are reported as not implemented.
+    pub callbacks: Vec<String>,
+    /// `require_auth_for_metrics_endpoint` (LiteLLM's default: true).
+    pub require_auth_for_metrics: bool,
+    /// `turn_off_message_logging`: accepted; ferrolite never logs messages.
+    pub turn_off_message_logging: bool,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -130,7 +137,48 @@ pub(crate) fn parse_litellm(
         json_logs: field(m, S, "json_logs", as_bool, issues).unwrap_or(false),
         set_verbose: field(m, S, "set_verbose", as_bool, issues).unwrap_or(false),
         cache: None,
+        callbacks: callbacks(m, issues, ni),
+        require_auth_for_metrics: field(m, S, "require_auth_for_metrics_endpoint", as_bool, issues)
+            .unwrap_or(true),
+        turn_off_message_logging: field(m, S, "turn_off_message_logging", as_bool, issues)
+            .unwrap_or(false),
     }
+}
+
+/// The logging callbacks named in `callbacks`, `success_callback` and
+/// `failure_callback` (a list, or one name) that ferrolite implements.
+fn callbacks(
+    m: &Map<String, Value>,
+    issues: &mut Vec<ConfigIssue>,
+    ni: &mut Vec<String>,
+) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for key in ["callbacks", "success_callback", "failure_callback"] {
+        let names: Vec<&str> = match m.get(key) {
+            None | Some(Value::Null) => continue,
+            Some(Value::String(s)) => vec![s.as_str()],
+            Some(Value::Array(a)) if a.iter().all(Value::is_string) => {
+                a.iter().filter_map(Value::as_str).collect()
+            }
+            Some(other) => {
+                issues.push(ConfigIssue {
+                    path: format!("litellm_settings.{key}"),
+                    message: format!("expected a list of callback names, got {}", kind(other)),
+                });
+                continue;
+            }
+        };
+        for n in names {
+            if crate::observe::IMPLEMENTED_CALLBACKS.contains(&n) {
+                if !out.iter().any(|o| o == n) {
+                    out.push(n.to_owned());
+                }
+            } else {
+                ni.push(format!("litellm_settings.{key}: {n}"));
+            }
+        }
+    }
+    out
 }
 
 pub(crate) fn parse_general(

@@ -224,9 +224,24 @@ pub(super) async fn run_group<E: EndpointOp>(
                 }
             }
         }
+        // max_parallel_requests across instances: one exact count in Redis.
+        let mut lease = None;
+        if let (Some(shared), Some(limit)) = (gw.shared.as_ref(), parallel_limit(gw, d)) {
+            let member = format!("{}:{}", ctx.call_id, tries[i] + retries);
+            let hold = d.timeout.unwrap_or_else(|| gw.default_timeout()) + SLOT_GRACE;
+            match shared.take_slot(&d.id, &member, limit, hold).await {
+                Ok(Some(l)) => lease = Some(l),
+                Ok(None) => {
+                    // Every instance together has this many requests in flight.
+                    denied[i] = true;
+                    continue;
+                }
+                Err(()) => {} // Redis is down: the local count decides.
+            }
+        }
         tries[i] += 1;
         let started = Instant::now();
-        let result = attempt(gw, ctx, op, controls, &resolved, d).await;
+        let result = attempt(gw, ctx, op, controls, &resolved, d, lease).await;
         upstream_ms += started.elapsed().as_secs_f64() * 1000.0;
         match result {
             Ok((answer, mut meta)) => {
@@ -300,12 +315,25 @@ pub(super) async fn run_group<E: EndpointOp>(
 /// Whether a deployment is at one of its limits right now: requests in
 /// flight (`max_parallel_requests`, else `default_max_parallel_requests`),
 /// and — with pre-call checks on, as in LiteLLM — this minute's `rpm`/`tpm`.
-fn at_limit(gw: &Gateway, d: &Deployment, v: &View) -> Option<Limit> {
-    let parallel = d
-        .max_parallel_requests
+/// A slot lease outlives the request's timeout by this much before Redis
+/// frees it on its own (an instance that died mid-request).
+const SLOT_GRACE: Duration = Duration::from_secs(30);
+
+fn parallel_limit(gw: &Gateway, d: &Deployment) -> Option<u32> {
+    d.max_parallel_requests
         .or(gw.config.router.default_max_parallel_requests)
-        .or(gw.config.general.max_parallel_requests);
-    if parallel.is_some_and(|p| v.in_flight >= p) {
+        .or(gw.config.general.max_parallel_requests)
+}
+
+fn at_limit(gw: &Gateway, d: &Deployment, v: &View) -> Option<Limit> {
+    // With Redis, the exact fleet-wide count is taken in Redis before the
+    // call; here only this instance's own requests are a sure reason to skip.
+    let in_flight = if gw.shared.is_some() {
+        v.local_in_flight
+    } else {
+        v.in_flight
+    };
+    if parallel_limit(gw, d).is_some_and(|p| in_flight >= p) {
         return Some(Limit::Parallel);
     }
     let rate = gw.config.router.enforce_rate_limits
@@ -465,6 +493,7 @@ async fn attempt<E: EndpointOp>(
     controls: &Controls,
     resolved: &Resolved<'_>,
     d: &Deployment,
+    lease: Option<crate::shared::SlotLease>,
 ) -> Result<(Answer<E::Response>, AnswerMeta), Failure> {
     let group = resolved.group;
     let mut meta = AnswerMeta {
@@ -548,6 +577,9 @@ async fn attempt<E: EndpointOp>(
         gcp_tokens: Some(&gw.gcp_tokens),
     };
     let mut inflight = gw.usage.start(d.index, &d.id);
+    if let Some(l) = lease {
+        inflight.keep_lease(l);
+    }
     let resp = upstream::send(&gw.http, req, creds, first_byte_timeout)
         .await
         .map_err(|e| transport(e, first_byte_timeout))?;

@@ -118,6 +118,7 @@ mod tests {
     fn view(in_flight: u32, latency: Option<f64>, tokens: u64) -> View {
         View {
             in_flight,
+            local_in_flight: in_flight,
             requests_this_minute: 0,
             tokens_this_minute: tokens,
             latency_ms: latency,

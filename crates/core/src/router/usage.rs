@@ -33,7 +33,10 @@ pub const DEFAULT_LATENCY_TTL: Duration = Duration::from_secs(3600);
 /// What a strategy sees of one deployment.
 #[derive(Debug, Default, Clone, Copy, PartialEq)]
 pub struct View {
+    /// Requests in flight here and, with Redis, on the other instances.
     pub in_flight: u32,
+    /// Requests in flight on this instance only.
+    pub local_in_flight: u32,
     pub requests_this_minute: u32,
     pub tokens_this_minute: u64,
     pub latency_ms: Option<f64>,
@@ -113,6 +116,7 @@ impl Usage {
         let ttl = self.latency_ttl;
         let mut v = self.with(slot, now, |s| View {
             in_flight: s.in_flight,
+            local_in_flight: s.in_flight,
             requests_this_minute: s.requests,
             tokens_this_minute: s.tokens,
             latency_ms: s
@@ -151,6 +155,7 @@ impl Usage {
         let ttl = self.latency_ttl;
         self.with(slot, now, |s| View {
             in_flight: s.in_flight,
+            local_in_flight: s.in_flight,
             requests_this_minute: s.requests,
             tokens_this_minute: s.tokens,
             latency_ms: s
@@ -180,6 +185,7 @@ impl Usage {
             slot,
             shared_id,
             tokens: 0,
+            lease: None,
         }
     }
 
@@ -208,9 +214,15 @@ pub struct InFlight {
     /// The deployment id, kept only when tokens go to Redis too.
     shared_id: Option<String>,
     tokens: u64,
+    /// The Redis-shared slot under `max_parallel_requests`, given back on drop.
+    lease: Option<crate::shared::SlotLease>,
 }
 
 impl InFlight {
+    pub fn keep_lease(&mut self, lease: crate::shared::SlotLease) {
+        self.lease = Some(lease);
+    }
+
     pub fn add_tokens(&mut self, tokens: u64) {
         self.tokens += tokens;
     }

@@ -10,7 +10,9 @@
 //! every second, and in-flight counts and latency are exchanged every second.
 
 mod redis;
+mod slots;
 mod stats;
 
 pub use self::redis::{RedisSettings, RedisShared};
+pub use self::slots::SlotLease;
 pub use self::stats::{RemoteStats, STATS_TTL};

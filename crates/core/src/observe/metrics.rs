@@ -1,0 +1,901 @@
+//! `GET /metrics`: LiteLLM's Prometheus metrics, with its names, types,
+//! label sets and latency buckets, so existing dashboards keep working.
+//!
+//! Label values never carry raw client input: a requested model that is not
+//! a configured group, alias or wildcard pattern is recorded as `other` (as
+//! LiteLLM does); `end_user`, `client_ip` and `user_agent` are always `None`
+//! (LiteLLM fills them only when configured to); a missing value is `None`,
+//! the string LiteLLM's Python client writes for it.
+//!
+//! Recording is cheap: the metric handles for one combination of labels
+//! (deployment, requested model, caller, outcome) are resolved once and kept
+//! in a per-thread cache, so a call costs a hash lookup and a few atomic
+//! adds, with no lock shared by every request. Deployment state, in-flight
+//! requests and process figures are read when the endpoint is scraped.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+use crate::auth::Principal;
+use crate::meter::{CallRecord, CallSink, CallType};
+use crate::router::health::DeploymentState;
+use crate::router::Router;
+use crate::Gateway;
+
+use super::process::{self, ProcessStats};
+
+/// LiteLLM's `LATENCY_BUCKETS` (seconds); `+Inf` is added by the encoder.
+pub const LATENCY_BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 420.0,
+    600.0,
+];
+
+/// The value LiteLLM records for a requested model no group answers to.
+pub const OTHER_MODEL: &str = "other";
+/// What LiteLLM's Python client writes for a label without a value.
+pub const NONE: &str = "None";
+
+/// The Content-Type of [`Metrics::render`]'s output.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+type Labels = Vec<(&'static str, Arc<str>)>;
+type Hist = Family<Labels, Histogram, fn() -> Histogram>;
+type FloatCounter = Counter<f64, AtomicU64>;
+type FloatGauge = Gauge<f64, AtomicU64>;
+
+fn latency_histogram() -> Histogram {
+    Histogram::new(LATENCY_BUCKETS.iter().copied())
+}
+
+// Label names, in LiteLLM's order (`PrometheusMetricLabels`, with `org_id`
+// and `org_alias` appended where its `get_labels` appends them).
+const PROXY_TOTAL: &[&str] = &[
+    "end_user",
+    "hashed_api_key",
+    "api_key_alias",
+    "requested_model",
+    "team",
+    "team_alias",
+    "user",
+    "status_code",
+    "user_email",
+    "route",
+    "client_ip",
+    "user_agent",
+    "model_id",
+    "api_provider",
+    "org_id",
+    "org_alias",
+];
+const PROXY_FAILED: &[&str] = &[
+    "end_user",
+    "hashed_api_key",
+    "api_key_alias",
+    "requested_model",
+    "team",
+    "team_alias",
+    "user",
+    "user_email",
+    "exception_status",
+    "exception_class",
+    "route",
+    "client_ip",
+    "user_agent",
+    "model_id",
+    "api_provider",
+    "org_id",
+    "org_alias",
+];
+const REQUESTS: &[&str] = &[
+    "end_user",
+    "hashed_api_key",
+    "api_key_alias",
+    "model",
+    "team",
+    "team_alias",
+    "user",
+    "user_email",
+    "client_ip",
+    "user_agent",
+    "requested_model",
+    "model_id",
+    "api_provider",
+    "org_id",
+    "org_alias",
+];
+const SPEND: &[&str] = &[
+    "end_user",
+    "hashed_api_key",
+    "api_key_alias",
+    "model",
+    "team",
+    "team_alias",
+    "user",
+    "user_email",
+    "client_ip",
+    "user_agent",
+    "requested_model",
+    "model_id",
+    "api_provider",
+    "service_tier",
+    "org_id",
+    "org_alias",
+];
+const TOKENS: &[&str] = &[
+    "end_user",
+    "hashed_api_key",
+    "api_key_alias",
+    "model",
+    "team",
+    "team_alias",
+    "user",
+    "user_email",
+    "requested_model",
+    "model_id",
+    "api_provider",
+    "org_id",
+    "org_alias",
+];
+const TOTAL_LATENCY: &[&str] = &[
+    "model_group",
+    "end_user",
+    "hashed_api_key",
+    "api_key_alias",
+    "requested_model",
+    "team",
+    "team_alias",
+    "user",
+    "model",
+    "model_id",
+    "api_provider",
+    "service_tier",
+    "org_id",
+    "org_alias",
+];
+const API_LATENCY: &[&str] = &[
+    "model_group",
+    "model",
+    "hashed_api_key",
+    "api_key_alias",
+    "team",
+    "team_alias",
+    "requested_model",
+    "end_user",
+    "user",
+    "model_id",
+    "api_provider",
+    "service_tier",
+    "org_id",
+    "org_alias",
+];
+const DEPLOYMENT_REQUESTS: &[&str] = &[
+    "model_group",
+    "requested_model",
+    "litellm_model_name",
+    "model_id",
+    "api_base",
+    "api_provider",
+    "hashed_api_key",
+    "api_key_alias",
+    "team",
+    "team_alias",
+    "client_ip",
+    "user_agent",
+];
+const DEPLOYMENT_FAILURES: &[&str] = &[
+    "model_group",
+    "requested_model",
+    "litellm_model_name",
+    "model_id",
+    "api_base",
+    "api_provider",
+    "exception_status",
+    "exception_class",
+    "hashed_api_key",
+    "api_key_alias",
+    "team",
+    "team_alias",
+    "client_ip",
+    "user_agent",
+];
+const REMAINING: &[&str] = &[
+    "model_group",
+    "api_provider",
+    "api_base",
+    "litellm_model_name",
+    "hashed_api_key",
+    "api_key_alias",
+    "model_id",
+];
+const DEPLOYMENT_STATE: &[&str] = &["litellm_model_name", "model_id", "api_base", "api_provider"];
+const CACHE_LABELS: &[&str] = &[
+    "model",
+    "hashed_api_key",
+    "api_key_alias",
+    "team",
+    "team_alias",
+    "end_user",
+    "user",
+    "model_id",
+    "api_provider",
+];
+
+/// A configured deployment's label values, interned once.
+#[derive(Debug, Clone)]
+struct DeploymentLabels {
+    model_id: Arc<str>,
+    group: Arc<str>,
+    /// The upstream model without its provider prefix (LiteLLM's `model`
+    /// and `litellm_model_name`).
+    model: Arc<str>,
+    api_base: Arc<str>,
+    provider: Arc<str>,
+}
+
+/// Every label value of one call.
+struct Values {
+    end_user: Arc<str>,
+    hashed_api_key: Arc<str>,
+    api_key_alias: Arc<str>,
+    team: Arc<str>,
+    team_alias: Arc<str>,
+    user: Arc<str>,
+    requested_model: Arc<str>,
+    status_code: Arc<str>,
+    exception_status: Arc<str>,
+    exception_class: Arc<str>,
+    route: Arc<str>,
+    deployment: Option<DeploymentLabels>,
+    /// The requested model's provider, when no deployment is known.
+    provider: Option<Arc<str>>,
+    none: Arc<str>,
+}
+
+impl Values {
+    fn get(&self, name: &str) -> Arc<str> {
+        let d = self.deployment.as_ref();
+        let v = match name {
+            "end_user" => &self.end_user,
+            "hashed_api_key" => &self.hashed_api_key,
+            "api_key_alias" => &self.api_key_alias,
+            "team" => &self.team,
+            "team_alias" => &self.team_alias,
+            "user" => &self.user,
+            "requested_model" => &self.requested_model,
+            "status_code" => &self.status_code,
+            "exception_status" => &self.exception_status,
+            "exception_class" => &self.exception_class,
+            "route" => &self.route,
+            "model_group" => d.map_or(&self.requested_model, |d| &d.group),
+            "model" | "litellm_model_name" => d.map_or(&self.none, |d| &d.model),
+            "model_id" => d.map_or(&self.none, |d| &d.model_id),
+            "api_base" => d.map_or(&self.none, |d| &d.api_base),
+            "api_provider" => d.map_or(self.provider.as_ref().unwrap_or(&self.none), |d| {
+                &d.provider
+            }),
+            _ => &self.none,
+        };
+        Arc::clone(v)
+    }
+
+    fn labels(&self, names: &[&'static str]) -> Labels {
+        names.iter().map(|n| (*n, self.get(n))).collect()
+    }
+}
+
+/// The metric handles one combination of labels records into.
+struct Handles {
+    proxy_total: Counter,
+    proxy_failed: Option<Counter>,
+    /// Success only.
+    requests: Option<Counter>,
+    spend: Option<FloatCounter>,
+    total_tokens: Option<Counter>,
+    input_tokens: Option<Counter>,
+    output_tokens: Option<Counter>,
+    total_latency: Option<Histogram>,
+    api_latency: Option<Histogram>,
+    ttft: Option<Histogram>,
+    cache_hits: Option<Counter>,
+    /// With a deployment only.
+    deployment_total: Option<Counter>,
+    deployment_success: Option<Counter>,
+    deployment_failure: Option<Counter>,
+    remaining_requests: Option<Gauge>,
+    remaining_tokens: Option<Gauge>,
+}
+
+/// What identifies a [`Handles`] in the per-thread cache.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+struct Key {
+    instance: u64,
+    deployment: Option<usize>,
+    requested: Option<usize>,
+    status: u16,
+    class: &'static str,
+    call_type: u8,
+    /// Stream, cache hit, remaining requests known, remaining tokens known:
+    /// they decide which series a call feeds.
+    flags: u8,
+    caller: u64,
+}
+
+thread_local! {
+    /// Per-thread handle cache; entries carry the caller they were made for,
+    /// so a hash collision is detected and never mislabels a call.
+    static CACHE: RefCell<HashMap<Key, (CallerId, Arc<Handles>)>> = RefCell::new(HashMap::new());
+}
+
+/// Most cached label combinations per thread; past it the cache is cleared.
+const CACHE_LIMIT: usize = 4096;
+
+static INSTANCES: AtomicU64 = AtomicU64::new(0);
+
+type CallerId = [Option<String>; 5];
+
+fn caller_of(p: Option<&Principal>) -> [Option<&str>; 5] {
+    match p {
+        None => [None; 5],
+        Some(p) => [
+            p.key_hash.as_deref(),
+            p.key_alias.as_deref(),
+            p.team_id.as_deref(),
+            p.team_alias.as_deref(),
+            p.user_id.as_deref(),
+        ],
+    }
+}
+
+/// The gateway's Prometheus registry and the families it records into.
+pub struct Metrics {
+    instance: u64,
+    registry: Registry,
+    hasher: std::collections::hash_map::RandomState,
+    deployments: Vec<DeploymentLabels>,
+    by_id: HashMap<String, usize>,
+    /// Configured group names, aliases and wildcard patterns.
+    names: HashMap<String, usize>,
+    name_values: Vec<Arc<str>>,
+    /// The provider of every deployment behind a name, when they share one.
+    name_providers: Vec<Option<Arc<str>>>,
+    other: Arc<str>,
+    none: Arc<str>,
+
+    proxy_total: Family<Labels, Counter>,
+    proxy_failed: Family<Labels, Counter>,
+    requests: Family<Labels, Counter>,
+    spend: Family<Labels, FloatCounter>,
+    total_tokens: Family<Labels, Counter>,
+    input_tokens: Family<Labels, Counter>,
+    output_tokens: Family<Labels, Counter>,
+    total_latency: Hist,
+    api_latency: Hist,
+    ttft: Hist,
+    cache_hits: Family<Labels, Counter>,
+    deployment_total: Family<Labels, Counter>,
+    deployment_success: Family<Labels, Counter>,
+    deployment_failure: Family<Labels, Counter>,
+    remaining_requests: Family<Labels, Gauge>,
+    remaining_tokens: Family<Labels, Gauge>,
+    deployment_state: Family<Labels, Gauge>,
+    in_flight: Gauge,
+    process: process::Gauges,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics")
+            .field("deployments", &self.deployments.len())
+            .finish()
+    }
+}
+
+fn hist() -> Hist {
+    Family::new_with_constructor(latency_histogram)
+}
+
+impl Metrics {
+    /// `aliases`: every `model_group_alias` name, hidden ones included.
+    pub fn new<'a>(router: &Router, aliases: impl IntoIterator<Item = &'a String>) -> Self {
+        let mut deployments = Vec::new();
+        let mut by_id = HashMap::new();
+        for d in router.all() {
+            let (model, api_base, provider) = match &d.target {
+                Some(t) => (t.model.as_str(), t.api_base.as_str(), t.provider.as_str()),
+                None => {
+                    let (p, m) = d
+                        .litellm_model
+                        .split_once('/')
+                        .unwrap_or(("", &d.litellm_model));
+                    (m, NONE, p)
+                }
+            };
+            by_id.insert(d.id.clone(), deployments.len());
+            deployments.push(DeploymentLabels {
+                model_id: d.id.as_str().into(),
+                group: d.model_name.as_str().into(),
+                model: model.into(),
+                api_base: api_base.into(),
+                provider: provider.into(),
+            });
+        }
+        let mut names = HashMap::new();
+        let mut name_values = Vec::new();
+        let mut name_providers = Vec::new();
+        let aliases: Vec<&str> = aliases.into_iter().map(String::as_str).collect();
+        for n in router.model_names().into_iter().chain(aliases) {
+            if !names.contains_key(n) {
+                names.insert(n.to_owned(), name_values.len());
+                name_values.push(Arc::from(n));
+                let providers: Vec<&str> = router
+                    .resolve(n)
+                    .map(|r| {
+                        r.deployments
+                            .iter()
+                            .filter_map(|d| by_id.get(&d.id).map(|&i| &*deployments[i].provider))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                name_providers.push(match providers.split_first() {
+                    Some((p, rest)) if rest.iter().all(|r| r == p) => Some(Arc::from(*p)),
+                    _ => None,
+                });
+            }
+        }
+        let mut m = Self {
+            instance: INSTANCES.fetch_add(1, Ordering::Relaxed),
+            registry: Registry::default(),
+            hasher: Default::default(),
+            deployments,
+            by_id,
+            names,
+            name_values,
+            name_providers,
+            other: Arc::from(OTHER_MODEL),
+            none: Arc::from(NONE),
+            proxy_total: Family::default(),
+            proxy_failed: Family::default(),
+            requests: Family::default(),
+            spend: Family::default(),
+            total_tokens: Family::default(),
+            input_tokens: Family::default(),
+            output_tokens: Family::default(),
+            total_latency: hist(),
+            api_latency: hist(),
+            ttft: hist(),
+            cache_hits: Family::default(),
+            deployment_total: Family::default(),
+            deployment_success: Family::default(),
+            deployment_failure: Family::default(),
+            remaining_requests: Family::default(),
+            remaining_tokens: Family::default(),
+            deployment_state: Family::default(),
+            in_flight: Gauge::default(),
+            process: process::Gauges::default(),
+        };
+        m.register();
+        m
+    }
+
+    fn register(&mut self) {
+        let r = &mut self.registry;
+        r.register(
+            "litellm_proxy_total_requests_metric",
+            "Total number of requests made to the proxy server - track number of client side requests",
+            self.proxy_total.clone(),
+        );
+        r.register(
+            "litellm_proxy_failed_requests_metric",
+            "Total number of failed responses from proxy - the client did not get a success response from litellm proxy",
+            self.proxy_failed.clone(),
+        );
+        r.register(
+            "litellm_requests_metric",
+            "deprecated - use litellm_proxy_total_requests_metric. Total number of LLM calls to litellm - track total per API Key, team, user",
+            self.requests.clone(),
+        );
+        r.register(
+            "litellm_spend_metric",
+            "Total spend on LLM requests",
+            self.spend.clone(),
+        );
+        r.register(
+            "litellm_total_tokens_metric",
+            "Total number of input + output tokens from LLM requests",
+            self.total_tokens.clone(),
+        );
+        r.register(
+            "litellm_input_tokens_metric",
+            "Total number of input tokens from LLM requests",
+            self.input_tokens.clone(),
+        );
+        r.register(
+            "litellm_output_tokens_metric",
+            "Total number of output tokens from LLM requests",
+            self.output_tokens.clone(),
+        );
+        r.register(
+            "litellm_request_total_latency_metric",
+            "Total latency (seconds) for a request to LiteLLM",
+            self.total_latency.clone(),
+        );
+        r.register(
+            "litellm_llm_api_latency_metric",
+            "Total latency (seconds) for a models LLM API call",
+            self.api_latency.clone(),
+        );
+        r.register(
+            "litellm_llm_api_time_to_first_token_metric",
+            "Time to first token for a models LLM API call",
+            self.ttft.clone(),
+        );
+        r.register(
+            "litellm_cache_hits_metric",
+            "Total number of LiteLLM cache hits",
+            self.cache_hits.clone(),
+        );
+        r.register(
+            "litellm_deployment_total_requests",
+            "LLM Deployment Analytics - Total number of LLM API calls via litellm - success + failure",
+            self.deployment_total.clone(),
+        );
+        r.register(
+            "litellm_deployment_success_responses",
+            "LLM Deployment Analytics - Total number of successful LLM API calls via litellm",
+            self.deployment_success.clone(),
+        );
+        r.register(
+            "litellm_deployment_failure_responses",
+            "LLM Deployment Analytics - Total number of failed LLM API calls for a specific LLM deploymeny. exception_status is the status of the exception from the llm api",
+            self.deployment_failure.clone(),
+        );
+        r.register(
+            "litellm_remaining_requests_metric",
+            "LLM Deployment Analytics - remaining requests for model, returned from LLM API Provider",
+            self.remaining_requests.clone(),
+        );
+        r.register(
+            "litellm_remaining_tokens_metric",
+            "remaining tokens for model, returned from LLM API Provider",
+            self.remaining_tokens.clone(),
+        );
+        r.register(
+            "litellm_deployment_state",
+            "LLM Deployment Analytics - The state of the deployment: 0 = healthy, 1 = partial outage, 2 = complete outage",
+            self.deployment_state.clone(),
+        );
+        r.register(
+            "litellm_remaining_team_budget_metric",
+            "Remaining budget for team",
+            Family::<Labels, FloatGauge>::default(),
+        );
+        r.register(
+            "litellm_remaining_api_key_budget_metric",
+            "Remaining budget for api key",
+            Family::<Labels, FloatGauge>::default(),
+        );
+        r.register(
+            "litellm_in_flight_requests",
+            "Number of HTTP requests currently in-flight on this uvicorn worker",
+            self.in_flight.clone(),
+        );
+        self.process.register(r);
+    }
+
+    fn requested(&self, rec: &CallRecord) -> Option<usize> {
+        self.names
+            .get(rec.requested_model.as_str())
+            .or_else(|| self.names.get(rec.meta.model_group.as_str()))
+            .copied()
+    }
+
+    fn caller_hash(&self, caller: &[Option<&str>; 5]) -> u64 {
+        self.hasher.hash_one(caller)
+    }
+
+    /// Record one finished call.
+    pub fn observe(&self, rec: &CallRecord) {
+        let caller = caller_of(rec.principal.as_deref());
+        let (status, class) = match &rec.error {
+            None => (200, ""),
+            Some(e) => (e.status, e.class),
+        };
+        let key = Key {
+            instance: self.instance,
+            deployment: self.by_id.get(rec.meta.model_id.as_str()).copied(),
+            requested: self.requested(rec),
+            status,
+            class,
+            call_type: rec.call_type as u8,
+            flags: u8::from(rec.stream)
+                | u8::from(rec.cache_hit) << 1
+                | u8::from(rec.meta.remaining_requests.is_some()) << 2
+                | u8::from(rec.meta.remaining_tokens.is_some()) << 3,
+            caller: self.caller_hash(&caller),
+        };
+        let handles = CACHE.with(|c| {
+            let mut c = c.borrow_mut();
+            if let Some((id, h)) = c.get(&key) {
+                if id.iter().map(Option::as_deref).eq(caller.iter().copied()) {
+                    return Arc::clone(h);
+                }
+                return Arc::new(self.resolve(&key, rec));
+            }
+            if c.len() >= CACHE_LIMIT {
+                c.clear();
+            }
+            let h = Arc::new(self.resolve(&key, rec));
+            c.insert(key, (caller.map(|v| v.map(str::to_owned)), Arc::clone(&h)));
+            h
+        });
+        self.record(&handles, rec);
+    }
+
+    fn record(&self, h: &Handles, rec: &CallRecord) {
+        h.proxy_total.inc();
+        if let Some(c) = &h.proxy_failed {
+            c.inc();
+        }
+        if let Some(c) = &h.deployment_total {
+            c.inc();
+        }
+        if let Some(c) = &h.deployment_failure {
+            c.inc();
+        }
+        if rec.error.is_some() {
+            return;
+        }
+        let inc = |c: &Option<Counter>, n: u64| {
+            if let Some(c) = c {
+                c.inc_by(n);
+            }
+        };
+        inc(&h.requests, 1);
+        inc(&h.deployment_success, 1);
+        if let Some(s) = &h.spend {
+            s.inc_by(if rec.cost.is_finite() && rec.cost > 0.0 {
+                rec.cost
+            } else {
+                0.0
+            });
+        }
+        let (input, output, total) = rec.usage.as_ref().map_or((0, 0, 0), |u| {
+            let total = if u.total_tokens > 0 {
+                u.total_tokens
+            } else {
+                u.prompt_tokens + u.completion_tokens
+            };
+            (u.prompt_tokens, u.completion_tokens, total)
+        });
+        inc(&h.total_tokens, total);
+        inc(&h.input_tokens, input);
+        inc(&h.output_tokens, output);
+        if rec.cache_hit {
+            inc(&h.cache_hits, 1);
+        }
+        let total_secs = rec.latency.as_secs_f64();
+        if let Some(t) = &h.total_latency {
+            t.observe(total_secs);
+        }
+        if let Some(t) = &h.api_latency {
+            // A stream's upstream call lasts until its last chunk.
+            let api = if rec.stream || rec.meta.upstream_ms <= 0.0 {
+                total_secs
+            } else {
+                rec.meta.upstream_ms / 1000.0
+            };
+            t.observe(api);
+        }
+        if let (Some(t), Some(ttft), true) = (&h.ttft, rec.time_to_first_token, rec.stream) {
+            t.observe(ttft.as_secs_f64());
+        }
+        let set = |g: &Option<Gauge>, v: Option<u64>| {
+            if let (Some(g), Some(v)) = (g, v) {
+                g.set(i64::try_from(v).unwrap_or(i64::MAX));
+            }
+        };
+        set(&h.remaining_requests, rec.meta.remaining_requests);
+        set(&h.remaining_tokens, rec.meta.remaining_tokens);
+    }
+
+    /// Resolve the handles for a label combination (once per combination
+    /// and thread).
+    fn resolve(&self, key: &Key, rec: &CallRecord) -> Handles {
+        let p = rec.principal.as_deref();
+        let s = |v: Option<&String>| {
+            v.map_or_else(|| Arc::clone(&self.none), |v| Arc::from(v.as_str()))
+        };
+        let deployment = key.deployment.map(|i| self.deployments[i].clone());
+        let provider = match &deployment {
+            Some(d) => Some(Arc::clone(&d.provider)),
+            None => key.requested.and_then(|i| self.name_providers[i].clone()),
+        };
+        let failed = rec.error.is_some();
+        let v = Values {
+            end_user: Arc::clone(&self.none),
+            hashed_api_key: s(p.and_then(|p| p.key_hash.as_ref())),
+            api_key_alias: s(p.and_then(|p| p.key_alias.as_ref())),
+            team: s(p.and_then(|p| p.team_id.as_ref())),
+            team_alias: s(p.and_then(|p| p.team_alias.as_ref())),
+            user: s(p.and_then(|p| p.user_id.as_ref())),
+            requested_model: key.requested.map_or_else(
+                || Arc::clone(&self.other),
+                |i| Arc::clone(&self.name_values[i]),
+            ),
+            status_code: key.status.to_string().into(),
+            exception_status: key.status.to_string().into(),
+            exception_class: exception_class(key.status, key.class, provider.as_deref()).into(),
+            route: route(rec.call_type).into(),
+            deployment,
+            provider,
+            none: Arc::clone(&self.none),
+        };
+        let c = |f: &Family<Labels, Counter>, names| f.get_or_create_owned(&v.labels(names));
+        let hi = |f: &Hist, names| f.get_or_create_owned(&v.labels(names));
+        let has_d = v.deployment.is_some();
+        Handles {
+            proxy_total: c(&self.proxy_total, PROXY_TOTAL),
+            proxy_failed: failed.then(|| c(&self.proxy_failed, PROXY_FAILED)),
+            requests: (!failed).then(|| c(&self.requests, REQUESTS)),
+            spend: (!failed).then(|| self.spend.get_or_create_owned(&v.labels(SPEND))),
+            total_tokens: (!failed).then(|| c(&self.total_tokens, TOKENS)),
+            input_tokens: (!failed).then(|| c(&self.input_tokens, TOKENS)),
+            output_tokens: (!failed).then(|| c(&self.output_tokens, TOKENS)),
+            total_latency: (!failed).then(|| hi(&self.total_latency, TOTAL_LATENCY)),
+            api_latency: (!failed && has_d).then(|| hi(&self.api_latency, API_LATENCY)),
+            ttft: (!failed && has_d && rec.stream).then(|| hi(&self.ttft, API_LATENCY)),
+            cache_hits: (!failed && rec.cache_hit).then(|| c(&self.cache_hits, CACHE_LABELS)),
+            deployment_total: has_d.then(|| c(&self.deployment_total, DEPLOYMENT_REQUESTS)),
+            deployment_success: (has_d && !failed)
+                .then(|| c(&self.deployment_success, DEPLOYMENT_REQUESTS)),
+            deployment_failure: (has_d && failed)
+                .then(|| c(&self.deployment_failure, DEPLOYMENT_FAILURES)),
+            remaining_requests: (has_d && !failed && rec.meta.remaining_requests.is_some()).then(
+                || {
+                    self.remaining_requests
+                        .get_or_create_owned(&v.labels(REMAINING))
+                },
+            ),
+            remaining_tokens: (has_d && !failed && rec.meta.remaining_tokens.is_some()).then(
+                || {
+                    self.remaining_tokens
+                        .get_or_create_owned(&v.labels(REMAINING))
+                },
+            ),
+        }
+    }
+
+    /// The exposition text: read the scrape-time figures (deployment
+    /// health, in-flight requests, process), then encode everything.
+    pub fn render(&self, gw: &Gateway) -> String {
+        let now = tokio::time::Instant::now();
+        for d in gw.router.all() {
+            let Some(&i) = self.by_id.get(&d.id) else {
+                continue;
+            };
+            let l = &self.deployments[i];
+            let state = match gw.health.state(d.index, now) {
+                DeploymentState::Healthy => 0,
+                DeploymentState::Probation => 1,
+                DeploymentState::CoolingDown { .. } => 2,
+            };
+            let labels: Labels = DEPLOYMENT_STATE
+                .iter()
+                .map(|n| {
+                    let v = match *n {
+                        "litellm_model_name" => &l.model,
+                        "model_id" => &l.model_id,
+                        "api_base" => &l.api_base,
+                        _ => &l.provider,
+                    };
+                    (*n, Arc::clone(v))
+                })
+                .collect();
+            self.deployment_state.get_or_create(&labels).set(state);
+        }
+        self.in_flight
+            .set(i64::try_from(gw.in_flight.load(Ordering::Relaxed)).unwrap_or(i64::MAX));
+        self.process.set(&ProcessStats::read());
+        let mut out = String::with_capacity(16 * 1024);
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            tracing::warn!("encoding /metrics failed");
+        }
+        out
+    }
+}
+
+impl CallSink for Metrics {
+    fn record(&self, rec: &CallRecord) {
+        self.observe(rec);
+    }
+}
+
+/// The route LiteLLM records for a kind of call.
+fn route(t: CallType) -> &'static str {
+    match t {
+        CallType::Chat => "/chat/completions",
+        CallType::Completion => "/completions",
+        CallType::Embedding => "/embeddings",
+        CallType::Messages => "/v1/messages",
+        CallType::Responses => "/v1/responses",
+        CallType::GenerateContent => "/v1beta/models:generateContent",
+    }
+}
+
+/// LiteLLM's exception class names (`Openai.RateLimitError`, …): the
+/// provider, capitalised, before errors that came from an upstream.
+fn exception_class(status: u16, class: &str, provider: Option<&str>) -> String {
+    if status == 200 {
+        return NONE.to_owned();
+    }
+    let name = match (class, status) {
+        ("timeout", _) | (_, 408) | (_, 504) => "Timeout",
+        ("connect_error", _) => "APIConnectionError",
+        ("context_window", _) => "ContextWindowExceededError",
+        (_, 400) | (_, 413) => "BadRequestError",
+        (_, 401) => "AuthenticationError",
+        (_, 403) => "PermissionDeniedError",
+        (_, 404) => "NotFoundError",
+        (_, 422) => "UnprocessableEntityError",
+        (_, 429) => "RateLimitError",
+        (_, 503) => "ServiceUnavailableError",
+        (_, 500) => "InternalServerError",
+        _ => "APIError",
+    };
+    let upstream = matches!(
+        class,
+        "upstream_error" | "timeout" | "connect_error" | "bad_upstream_response" | "context_window"
+    );
+    match provider.filter(|p| upstream && !p.is_empty()) {
+        Some(p) => {
+            let mut chars = p.chars();
+            let first: String = chars
+                .next()
+                .map(|c| c.to_uppercase().collect())
+                .unwrap_or_default();
+            format!("{first}{}.{name}", chars.as_str())
+        }
+        None => name.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exception_classes_are_litellm_names_from_a_bounded_set() {
+        assert_eq!(
+            exception_class(429, "upstream_error", Some("openai")),
+            "Openai.RateLimitError"
+        );
+        assert_eq!(
+            exception_class(504, "timeout", Some("anthropic")),
+            "Anthropic.Timeout"
+        );
+        assert_eq!(
+            exception_class(400, "unknown_model", None),
+            "BadRequestError"
+        );
+        assert_eq!(
+            exception_class(429, "too_many_requests", Some("openai")),
+            "RateLimitError"
+        );
+        assert_eq!(exception_class(599, "internal", None), "APIError");
+    }
+
+    #[test]
+    fn buckets_are_litellms() {
+        assert_eq!(LATENCY_BUCKETS.len(), 17);
+        assert_eq!(LATENCY_BUCKETS.last(), Some(&600.0));
+    }
+}
