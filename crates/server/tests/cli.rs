@@ -65,7 +65,7 @@ fn missing_config_file_is_a_clear_error() {
 #[tokio::test]
 async fn serves_a_config_and_warns_once_about_unimplemented_keys() {
     let p = tmp_config(
-        "model_list:\n  - model_name: m\n    litellm_params: {model: openai/m, mock_response: hello}\nlitellm_settings: {langfuse_default_tags: [a], callbacks: [prometheus]}\nrouter_settings: {enable_tag_filtering: true}\ngeneral_settings: {master_key: sk-cli-test-master-key}\n",
+        "model_list:\n  - model_name: m\n    litellm_params: {model: openai/m, mock_response: hello}\nlitellm_settings: {langfuse_default_tags: [a], callbacks: [langfuse]}\nrouter_settings: {enable_health_check_routing: true}\ngeneral_settings: {master_key: sk-cli-test-master-key}\n",
     );
     let r = Running::start(&["--config", p.path(), "--num_workers", "4"], &[]);
     let warn: Vec<&String> = r
@@ -76,8 +76,8 @@ async fn serves_a_config_and_warns_once_about_unimplemented_keys() {
     assert_eq!(warn.len(), 1, "{:?}", r.seen);
     for k in [
         "litellm_settings.langfuse_default_tags",
-        "litellm_settings.callbacks",
-        "router_settings.enable_tag_filtering",
+        "litellm_settings.callbacks: langfuse",
+        "router_settings.enable_health_check_routing",
     ] {
         assert!(warn[0].contains(k), "{}", warn[0]);
     }

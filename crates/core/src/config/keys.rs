@@ -120,7 +120,6 @@ pub(crate) const PARAMS_INTERNAL: &[&str] = &[
     "rpd",
     "daily_reset_time",
     "max_parallel_requests",
-    "tags",
     "tag_regex",
     "region_name",
     "default_api_key_tpm_limit",

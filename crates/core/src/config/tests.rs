@@ -209,16 +209,16 @@ fn every_problem_is_reported_with_its_path() {
 #[test]
 fn keys_not_implemented_are_collected_not_fatal() {
     let cfg = load(
-        "model_list:\n  - model_name: a\n    litellm_params: {model: openai/a, api_key: k, tags: [x], region_name: eu, temperature: 0.5}\nlitellm_settings: {cache: true, drop_params: true, callbacks: [prometheus]}\ngeneral_settings: {database_connection_pool_limit: 5, master_key: sk-x}\nrouter_settings: {routing_strategy: lar1, enable_tag_filtering: true}\nguardrails: []\n",
+        "model_list:\n  - model_name: a\n    litellm_params: {model: openai/a, api_key: k, tag_regex: [x], region_name: eu, temperature: 0.5}\nlitellm_settings: {cache: true, drop_params: true, callbacks: [langfuse]}\ngeneral_settings: {database_connection_pool_limit: 5, master_key: sk-x}\nrouter_settings: {routing_strategy: lar1, enable_health_check_routing: true}\nguardrails: []\n",
         &[],
     )
     .unwrap();
     for k in [
         "guardrails",
-        "litellm_settings.callbacks",
+        "litellm_settings.callbacks: langfuse",
         "general_settings.database_connection_pool_limit",
-        "router_settings.enable_tag_filtering",
-        "model_list[0].litellm_params.tags",
+        "router_settings.enable_health_check_routing",
+        "model_list[0].litellm_params.tag_regex",
         "model_list[0].litellm_params.region_name",
     ] {
         assert!(
