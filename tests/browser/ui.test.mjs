@@ -170,6 +170,8 @@ test("the admin flow in a real browser", async (t) => {
     const r = await chat(key);
     assert.equal(r.status, 200, JSON.stringify(r.body));
     assert.equal(r.body.choices[0].message.content, MOCK_ANSWER);
+    // A little more traffic for the charts.
+    for (let i = 0; i < 4; i++) assert.equal((await chat(key, "more traffic ".repeat(i * 20 + 1))).status, 200);
   });
 
   await t.test("the call shows in Logs", async () => {
@@ -195,6 +197,9 @@ test("the admin flow in a real browser", async (t) => {
     assert.match(spend, /^\$/);
     assert.notEqual(spend, "$0", "the call has a cost");
     await shot(page, "06-usage");
+    await page.goto(base + "/ui");
+    await page.locator("#t-requests").filter({ hasText: /^[1-9]/ }).waitFor();
+    await shot(page, "06-overview-with-traffic");
     const csv = await page.evaluate(async () => (await fetch("/ui/api/usage.csv?by=key&days=30")).text());
     assert.match(csv, /^day,by,group,label,spend_usd/);
     assert.match(csv, /browser-test/);

@@ -139,7 +139,7 @@
       const tops = [["#top-models", data.top.models], ["#top-keys", data.top.keys], ["#top-teams", data.top.teams]];
       for (const [sel, list] of tops) {
         const ol = $(sel);
-        ol.replaceChildren(...(list.length ? list.map((x) => h("li", {}, h("span", { class: "num" }, `${money(x.spend)} · ${num(x.requests)} req`), x.label || x.id)) : [h("li", { class: "hint" }, "No spend yet")]));
+        ol.replaceChildren(...(list.length ? list.map((x) => h("li", {}, h("span", { class: "num" }, `${money(x.spend)} · ${num(x.requests)} req`), x.label || x.id)) : [h("li", { class: "none" }, "No spend yet")]));
       }
       if (!data.store) status("No database is configured: totals, logs and usage need one (general_settings.database_url).");
     }
