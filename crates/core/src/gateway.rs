@@ -48,6 +48,10 @@ pub struct Gateway {
     pub metrics: Option<Arc<crate::observe::Metrics>>,
     /// The response cache (`litellm_settings.cache`), when on.
     pub cache: Option<Arc<crate::cache::Cache>>,
+    /// Prices: the built-in table, a user's map, per-deployment overrides.
+    pub pricing: Arc<crate::spend::Pricing>,
+    /// Virtual-key checks, when a key store is attached (set before sharing).
+    pub keys: Option<Arc<crate::keys::KeyEnforcer>>,
     /// The gateway's own `Arc`, once shared (for work that outlives a
     /// request's borrow, like a mid-stream continuation).
     me: std::sync::OnceLock<std::sync::Weak<Gateway>>,
@@ -62,7 +66,9 @@ impl Gateway {
             .as_ref()
             .map(RedisShared::new)
             .transpose()?;
-        let (metrics, sinks) = crate::observe::setup(&config, &router);
+        let (metrics, mut sinks) = crate::observe::setup(&config, &router);
+        let pricing = Arc::new(crate::spend::Pricing::new(&config));
+        sinks.set_finisher(pricing.finisher());
         Ok(Self {
             router,
             http: crate::upstream::client()?,
@@ -78,6 +84,8 @@ impl Gateway {
                 .as_ref()
                 .map(crate::cache::Cache::new)
                 .transpose()?,
+            pricing,
+            keys: None,
             me: std::sync::OnceLock::new(),
             in_flight: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
             cooldown: {
@@ -168,6 +176,14 @@ impl Gateway {
     /// Complete every record before the sinks see it (pricing). Only before
     /// the gateway is shared.
     pub fn set_finisher(&mut self, f: crate::meter::Finisher) {
+        Arc::make_mut(&mut self.sinks).set_finisher(f);
+    }
+
+    /// Replace the prices (e.g. with a user's price map loaded). Only
+    /// before the gateway is shared.
+    pub fn set_pricing(&mut self, pricing: crate::spend::Pricing) {
+        self.pricing = Arc::new(pricing);
+        let f = self.pricing.finisher();
         Arc::make_mut(&mut self.sinks).set_finisher(f);
     }
 

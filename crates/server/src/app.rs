@@ -136,12 +136,28 @@ async fn authenticate(State(state): State<AppState>, req: Request, next: Next) -
                 }));
             next.run(req).await
         }
-        Err(e) if anthropic::is_anthropic_path(req.uri().path()) => {
-            anthropic::error_response(&e, None)
+        Err(e) => {
+            // Not the master key: a virtual key, when a key store is attached.
+            let path = req.uri().path().to_owned();
+            let e = match (&state.gw.keys, presented_key(&req).map(str::to_owned)) {
+                (Some(keys), Some(key)) => {
+                    match crate::key_auth::admit(&state, keys, &key, req).await {
+                        Ok(req) => return next.run(req).await,
+                        Err(e) => e,
+                    }
+                }
+                _ => e,
+            };
+            if anthropic::is_anthropic_path(&path) {
+                anthropic::error_response(&e, None)
+            } else if gemini::is_gemini_path(&path) {
+                gemini::error_response(&e, None)
+            } else if metrics::is_metrics_path(&path) {
+                metrics::unauthorized(&e)
+            } else {
+                ApiError::from(e).into_response()
+            }
         }
-        Err(e) if gemini::is_gemini_path(req.uri().path()) => gemini::error_response(&e, None),
-        Err(e) if metrics::is_metrics_path(req.uri().path()) => metrics::unauthorized(&e),
-        Err(e) => ApiError::from(e).into_response(),
     }
 }
 

@@ -4,9 +4,11 @@
 
 pub mod app;
 pub mod extract;
+pub mod key_auth;
 pub mod response;
 pub mod routes;
 pub mod state;
+pub mod store_glue;
 pub mod ui;
 
 pub use app::{build_app, serve};

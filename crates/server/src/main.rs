@@ -9,7 +9,7 @@ use std::time::Instant;
 use clap::Parser;
 use ferrolite_core::config::{self, Config, Env};
 use ferrolite_core::{Gateway, VERSION};
-use ferrolite_server::{serve, AppState};
+use ferrolite_server::{serve, store_glue, AppState};
 use tracing_subscriber::EnvFilter;
 
 /// Master keys that LiteLLM's docs and examples use: anyone can guess them.
@@ -316,13 +316,20 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        let gw = match Gateway::new(cfg) {
+        let mut gw = match Gateway::new(cfg) {
             Ok(g) => g,
             Err(e) => {
                 tracing::error!("{e}");
                 return ExitCode::FAILURE;
             }
         };
+        let cost_map = Env::process().get("LITELLM_MODEL_COST_MAP_URL");
+        if let Err(e) = store_glue::apply_price_map(&mut gw, cost_map.as_deref()) {
+            tracing::error!("{e}");
+            return ExitCode::FAILURE;
+        }
+        let spill = store_glue::spill_path(&gw, &db_url);
+        let keys = store_glue::KeysAndSpend::attach(&mut gw, Arc::clone(&store), Some(spill));
         let addr = format!("{}:{}", cli.host, cli.port);
         let listener = match tokio::net::TcpListener::bind(&addr).await {
             Ok(l) => l,
@@ -345,7 +352,10 @@ fn main() -> ExitCode {
                 return code;
             }
         }
-        match serve(listener, state, shutdown_signal()).await {
+        let served = serve(listener, state, shutdown_signal()).await;
+        // In-flight requests are done: write the spend queue out.
+        keys.shutdown(std::time::Duration::from_secs(10)).await;
+        match served {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 tracing::error!("server error: {e}");

@@ -98,6 +98,27 @@ fn put_ms(h: &mut HeaderMap, name: &'static str, ms: f64) {
     put(h, name, &format!("{}.{:03}", micros / 1000, micros % 1000));
 }
 
+/// `x-litellm-response-cost` (when the answer's usage is known: JSON
+/// answers) and, for virtual keys, `x-litellm-key-spend` (the key's spend
+/// when the call was admitted) and `x-litellm-key-max-budget`.
+pub fn cost_headers(h: &mut HeaderMap, ctx: &RequestContext, usage_known: bool) {
+    if usage_known {
+        if let Some(cost) = ctx.meter.cost_so_far() {
+            put(h, "x-litellm-response-cost", &cost.to_string());
+        }
+    }
+    let grant = ctx
+        .principal
+        .as_deref()
+        .and_then(|p| p.held::<ferrolite_core::keys::Grant>());
+    if let Some(g) = grant {
+        put(h, "x-litellm-key-spend", &g.key_spend.to_string());
+        if let Some(max) = g.key_max_budget {
+            put(h, "x-litellm-key-max-budget", &max.to_string());
+        }
+    }
+}
+
 fn answer_headers(h: &mut HeaderMap, meta: &AnswerMeta, ctx: &RequestContext) {
     let total_ms = ctx.started.elapsed().as_secs_f64() * 1000.0;
     put(h, "x-litellm-call-id", &ctx.call_id);
@@ -155,6 +176,7 @@ pub fn respond<T: Serialize>(
         }) => {
             let mut r = json_response(StatusCode::OK, &body);
             answer_headers(r.headers_mut(), &meta, &ctx);
+            cost_headers(r.headers_mut(), &ctx, true);
             r
         }
         Ok(Outcome {
@@ -167,6 +189,7 @@ pub fn respond<T: Serialize>(
                 HeaderValue::from_static("application/json"),
             );
             answer_headers(r.headers_mut(), &meta, &ctx);
+            cost_headers(r.headers_mut(), &ctx, true);
             r
         }
         Ok(Outcome {
@@ -185,6 +208,7 @@ pub fn respond<T: Serialize>(
                 HeaderValue::from_static("no"),
             );
             answer_headers(h, &meta, &ctx);
+            cost_headers(h, &ctx, false);
             r
         }
     }

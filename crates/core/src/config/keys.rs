@@ -20,6 +20,8 @@ pub(crate) const LITELLM_IMPL: &[&str] = &[
     "request_timeout",
     "json_logs",
     "set_verbose",
+    "max_budget",
+    "budget_duration",
     "callbacks",
     "success_callback",
     "failure_callback",
@@ -40,6 +42,11 @@ pub(crate) const GENERAL_IMPL: &[&str] = &[
     "max_parallel_requests",
     "global_max_parallel_requests",
     "database_url",
+    "disable_spend_logs",
+    "allow_requests_on_db_unavailable",
+    "proxy_batch_write_at",
+    "user_api_key_cache_ttl",
+    "spend_spill_path",
 ];
 
 pub(crate) const ROUTER_IMPL: &[&str] = &[

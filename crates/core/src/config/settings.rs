@@ -28,6 +28,9 @@ pub struct LitellmSettings {
     pub require_auth_for_metrics: bool,
     /// `turn_off_message_logging`: accepted; ferrolite never logs messages.
     pub turn_off_message_logging: bool,
+    /// `max_budget` / `budget_duration`: the whole proxy's budget (USD) and
+    /// the trailing window it counts; `include_cost_in_streaming_usage`.
+    pub proxy_budget: ProxyBudget,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -43,6 +46,8 @@ pub struct GeneralSettings {
     /// `database_url`: where keys, users, teams and spend are stored
     /// (`sqlite://…` or `postgres://…`); it may carry a password.
     pub database_url: Option<Secret>,
+    /// Spend logging and key checks against the database.
+    pub spend: SpendSettings,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -142,6 +147,18 @@ pub(crate) fn parse_litellm(
             .unwrap_or(true),
         turn_off_message_logging: field(m, S, "turn_off_message_logging", as_bool, issues)
             .unwrap_or(false),
+        proxy_budget: ProxyBudget {
+            max_budget: field(m, S, "max_budget", as_f64, issues),
+            budget_duration: field(m, S, "budget_duration", as_string, issues),
+            include_cost_in_streaming_usage: field(
+                m,
+                S,
+                "include_cost_in_streaming_usage",
+                as_bool,
+                issues,
+            )
+            .unwrap_or(false),
+        },
     }
 }
 
@@ -203,7 +220,49 @@ pub(crate) fn parse_general(
         max_parallel_requests: field(m, S, "max_parallel_requests", as_u32, issues),
         global_max_parallel_requests: field(m, S, "global_max_parallel_requests", as_u32, issues),
         database_url: field(m, S, "database_url", as_string, issues).map(Secret::new),
+        spend: SpendSettings {
+            disable_spend_logs: field(m, S, "disable_spend_logs", as_bool, issues)
+                .unwrap_or(false),
+            allow_requests_on_db_unavailable: field(
+                m,
+                S,
+                "allow_requests_on_db_unavailable",
+                as_bool,
+                issues,
+            )
+            .unwrap_or(false),
+            batch_write_at: field(m, S, "proxy_batch_write_at", as_secs, issues),
+            key_cache_ttl: field(m, S, "user_api_key_cache_ttl", non_negative_secs, issues),
+            spill_path: field(m, S, "spend_spill_path", as_string, issues),
+        },
     }
+}
+
+/// `general_settings` keys about spend logs and key checks.
+#[derive(Debug, Clone, Default)]
+pub struct SpendSettings {
+    /// `disable_spend_logs`: no spend-log rows; key/user/team spend still counted.
+    pub disable_spend_logs: bool,
+    /// `allow_requests_on_db_unavailable`: a key that cannot be checked
+    /// because the database is down is let through.
+    pub allow_requests_on_db_unavailable: bool,
+    /// `proxy_batch_write_at`: longest a spend row waits before its batch is written.
+    pub batch_write_at: Option<Duration>,
+    /// `user_api_key_cache_ttl`: how long a key read from the database is trusted.
+    pub key_cache_ttl: Option<Duration>,
+    /// `spend_spill_path` (ferrolite): where spend rows wait while the
+    /// database is down and the queue is full.
+    pub spill_path: Option<String>,
+}
+
+/// The proxy-wide budget (`litellm_settings.max_budget`).
+#[derive(Debug, Clone, Default)]
+pub struct ProxyBudget {
+    pub max_budget: Option<f64>,
+    /// LiteLLM duration (`30d`, `1h`): the budget counts spend in this
+    /// trailing window.
+    pub budget_duration: Option<String>,
+    pub include_cost_in_streaming_usage: bool,
 }
 
 pub(crate) fn parse_router(

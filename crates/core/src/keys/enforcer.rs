@@ -115,11 +115,15 @@ impl std::fmt::Debug for Grant {
 }
 
 impl Grant {
+    /// The call's record arrived: settle the reservation at the actual
+    /// cost and give the parallel slots back (sinks may keep the record,
+    /// and so the grant, alive for longer).
     fn settle(&self, cost: f64, tokens: u64) {
         if !self.settled.swap(true, Ordering::AcqRel) {
             self.enforcer
                 .ledger
                 .settle(&self.holders, self.estimate, super::to_nano(cost));
+            self.enforcer.limits.release(&self.limited);
         }
         self.enforcer.limits.add_tokens(&self.limited, tokens);
     }
@@ -134,8 +138,8 @@ impl Drop for Grant {
     fn drop(&mut self) {
         if !self.settled.swap(true, Ordering::AcqRel) {
             self.enforcer.ledger.release(&self.holders, self.estimate);
+            self.enforcer.limits.release(&self.limited);
         }
-        self.enforcer.limits.release(&self.limited);
     }
 }
 
@@ -607,7 +611,7 @@ impl KeyEnforcer {
     pub fn spawn_budget_resets(self: &Arc<Self>, every: Duration) -> tokio::task::JoinHandle<()> {
         let me = Arc::downgrade(self);
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
+            let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
