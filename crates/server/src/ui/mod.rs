@@ -70,6 +70,10 @@ struct Inner {
 impl Ui {
     pub fn new(state: &AppState, login: UiLogin) -> Self {
         let master = state.gw.master_key().map(|k| k.expose().to_owned());
+        Self::with(master, login)
+    }
+
+    fn with(master: Option<String>, login: UiLogin) -> Self {
         Self(Arc::new(Inner {
             sessions: Sessions::new(master.as_deref()),
             login,
@@ -241,6 +245,31 @@ pub(crate) fn redirect(to: &str) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn login_by_master_key_or_ui_username_and_password() {
+        let login = UiLogin {
+            username: Some("ops".into()),
+            password: Some("s3cret-pass".into()),
+        };
+        let ui = Ui::with(Some("sk-master-1".into()), login.clone());
+        assert!(ui.check_login("admin", "sk-master-1"));
+        assert!(ui.check_login("", "sk-master-1"));
+        assert!(ui.check_login("ops", "s3cret-pass"));
+        assert!(!ui.check_login("admin", "s3cret-pass"));
+        assert!(!ui.check_login("ops", "sk-master-2"));
+        assert!(!ui.check_login("ops", ""));
+        // UI_USERNAME/UI_PASSWORD alone also require a login.
+        let ui = Ui::with(None, login);
+        assert!(ui.login_required());
+        assert!(ui.check_login("ops", "s3cret-pass"));
+        assert!(ui.session(&HeaderMap::new()).is_none());
+        // Nothing configured: an open gateway, an open UI.
+        let ui = Ui::with(None, UiLogin::default());
+        assert!(!ui.login_required());
+        assert!(!ui.check_login("admin", "anything"));
+        assert!(ui.session(&HeaderMap::new()).is_some());
+    }
 
     #[test]
     fn ui_paths() {
