@@ -74,7 +74,13 @@ impl Gateway {
             http: crate::upstream::client()?,
             gcp_tokens: crate::upstream::gcp::TokenCache::new(),
             health: crate::router::health::Health::new(),
-            usage: crate::router::usage::Usage::with_shared(shared.clone()),
+            usage: crate::router::usage::Usage::with_settings(
+                shared.clone(),
+                config
+                    .router
+                    .latency_ttl
+                    .unwrap_or(crate::router::usage::DEFAULT_LATENCY_TTL),
+            ),
             shared,
             sinks: Arc::new(sinks),
             metrics,

@@ -73,6 +73,8 @@ pub struct RouterSettings {
     pub redis: Option<crate::shared::RedisSettings>,
     /// `routing_strategy_args.lowest_latency_buffer`.
     pub lowest_latency_buffer: f64,
+    /// `routing_strategy_args.ttl`: how long a latency sample counts.
+    pub latency_ttl: Option<Duration>,
     /// Check deployment `rpm`/`tpm` before calling (`enable_pre_call_checks`,
     /// or `optional_pre_call_checks: [enforce_model_rate_limits]`).
     pub enforce_rate_limits: bool,
@@ -385,6 +387,10 @@ pub(crate) fn parse_router(
                 .and_then(|v| as_f64(v).ok())
                 .unwrap_or(0.0),
             _ => 0.0,
+        },
+        latency_ttl: match m.get("routing_strategy_args") {
+            Some(Value::Object(a)) => a.get("ttl").and_then(|v| non_negative_secs(v).ok()),
+            _ => None,
         },
         enforce_rate_limits: field(m, S, "enable_pre_call_checks", as_bool, issues)
             .unwrap_or(false)
