@@ -133,11 +133,20 @@ impl SpendBackend for StoreBackend {
         batch: &'a [SpendEntry],
         store_rows: bool,
     ) -> BoxFuture<'a, Result<(), String>> {
-        // The store has no counter-only write: with `disable_spend_logs`
-        // the rows are written stripped to ids, status and cost.
+        // With `disable_spend_logs` only the key/user/team counters move
+        // (idempotent per request id through the store's dedupe window).
         Box::pin(async move {
             let rows: Vec<SpendRow> = batch.iter().map(|e| row(e, store_rows)).collect();
-            self.0.record_spend(&rows).await.map(|_| ()).map_err(err)
+            if store_rows {
+                self.0.record_spend(&rows).await.map(|_| ()).map_err(err)
+            } else {
+                let now = ferrolite_store::now_ms();
+                self.0
+                    .record_spend_counters(&rows, now)
+                    .await
+                    .map(|_| ())
+                    .map_err(err)
+            }
         })
     }
 }

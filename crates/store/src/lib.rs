@@ -13,6 +13,7 @@
 //! Spend is written in batches by [`Store::record_spend`], idempotent per
 //! `request_id`.
 
+mod counters;
 mod keys;
 mod model;
 mod rows;
@@ -31,6 +32,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
+pub use counters::COUNTED_TTL_MS;
 pub use model::{
     BudgetResets, DailySpend, Key, KeyFilter, KeySpend, ModelSpend, SpendDimension, SpendLogFilter,
     SpendRow, Team, TeamMember, User,
@@ -117,8 +119,14 @@ pub struct Store {
 #[derive(Debug)]
 struct Embedded;
 
-const MIGRATIONS: &[(i64, &str, &str)] =
-    &[(1, "init", include_str!("../migrations/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "init", include_str!("../migrations/0001_init.sql")),
+    (
+        2,
+        "spend_counted",
+        include_str!("../migrations/0002_spend_counted.sql"),
+    ),
+];
 
 impl<'s> MigrationSource<'s> for Embedded {
     fn resolve(
