@@ -129,6 +129,8 @@ impl Gateway {
     /// cooldowns back from Redis and exchanging in-flight counts and latency. Stops when the returned handle is dropped
     /// (or aborted at shutdown).
     pub fn spawn_background(self: &Arc<Self>) -> Option<tokio::task::JoinHandle<()>> {
+        // Key changes from other instances; ends with the key enforcer.
+        drop(self.keys.as_ref().and_then(|k| k.spawn_sync()));
         let shared = self.shared.clone()?;
         let gw = Arc::downgrade(self);
         // Names this instance's published in-flight counts and latency.

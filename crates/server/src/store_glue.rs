@@ -234,6 +234,12 @@ impl KeysAndSpend {
             backend,
             Some(Arc::new(move |rows: &[SpendEntry]| e2.written(rows))),
         );
+        if let (Some(redis), Some(settings)) = (&gw.shared, &gw.config.router.redis) {
+            match ferrolite_core::keys::KeyShare::new(Arc::clone(redis), settings) {
+                Ok(share) => enforcer.share_through(share),
+                Err(e) => tracing::warn!("key budgets and limits stay per instance: {e}"),
+            }
+        }
         gw.add_sink(enforcer.clone());
         gw.add_sink(writer.clone());
         gw.keys = Some(Arc::clone(&enforcer));

@@ -1,12 +1,13 @@
 //! The key check, in LiteLLM's order, and the [`Grant`] a passing call holds.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use super::ledger::{Budgeted, Ledger};
-use super::limits::{LimitKind, Limited, Limits};
+use super::limits::{LimitHit, LimitKind, Limited, Limits};
+use super::shared::{Admission, KeyShare, SharedBudget, SharedHold};
 use super::{hash_key, is_admin_role, KeyDirectory, KeyRecord, TeamRecord, UserRecord};
 use crate::auth::{Hold, Principal};
 use crate::config::Config;
@@ -67,6 +68,8 @@ struct Loaded {
     user: Option<UserRecord>,
     team: Option<TeamRecord>,
     marks: [i64; 3],
+    /// The Redis `kwrit` marks (key, user, team), when Redis answered.
+    rmarks: Option<[i64; 3]>,
 }
 
 struct Cached {
@@ -78,6 +81,7 @@ struct ProxySpend {
     at: Instant,
     spend: f64,
     mark: i64,
+    rmark: Option<i64>,
 }
 
 /// See the module documentation.
@@ -91,6 +95,11 @@ pub struct KeyEnforcer {
     proxy: Mutex<Option<ProxySpend>>,
     pub ledger: Ledger,
     pub limits: Limits,
+    /// Budgets, limits and key changes shared through Redis, when set.
+    share: OnceLock<Arc<KeyShare>>,
+    /// Bumped by every invalidation, so that a read that started before
+    /// one is not cached after it.
+    generation: AtomicU64,
 }
 
 /// What a call admitted with a virtual key holds until it is over.
@@ -100,6 +109,8 @@ pub struct Grant {
     limited: Vec<String>,
     estimate: i64,
     settled: AtomicBool,
+    /// What the call holds in Redis, when Redis admitted it.
+    shared: Option<SharedHold>,
     /// The key's spend when the call was admitted (`x-litellm-key-spend`).
     pub key_spend: f64,
     pub key_max_budget: Option<f64>,
@@ -120,10 +131,20 @@ impl Grant {
     /// and so the grant, alive for longer).
     fn settle(&self, cost: f64, tokens: u64) {
         if !self.settled.swap(true, Ordering::AcqRel) {
+            let cost = super::to_nano(cost);
             self.enforcer
                 .ledger
-                .settle(&self.holders, self.estimate, super::to_nano(cost));
+                .settle(&self.holders, self.estimate, cost);
             self.enforcer.limits.release(&self.limited);
+            if let Some(share) = self.enforcer.share.get() {
+                share.settle(
+                    self.shared.as_ref(),
+                    &self.holders,
+                    &self.limited,
+                    cost,
+                    tokens,
+                );
+            }
         }
         self.enforcer.limits.add_tokens(&self.limited, tokens);
     }
@@ -139,6 +160,9 @@ impl Drop for Grant {
         if !self.settled.swap(true, Ordering::AcqRel) {
             self.enforcer.ledger.release(&self.holders, self.estimate);
             self.enforcer.limits.release(&self.limited);
+            if let (Some(share), Some(hold)) = (self.enforcer.share.get(), &self.shared) {
+                share.settle(Some(hold), &self.holders, &self.limited, 0, 0);
+            }
         }
     }
 }
@@ -177,6 +201,44 @@ fn denied(status: u16, kind: &'static str, message: String) -> GatewayError {
         message,
         param: None,
     }
+}
+
+/// LiteLLM's answer to a spent budget (`id` is a ledger holder).
+fn budget_exceeded(id: &str, spend: f64, max_budget: f64) -> GatewayError {
+    let who = match id.split_once(':') {
+        Some(("key", h)) => format!("Key={h} "),
+        Some(("user", u)) => format!("User={u} "),
+        Some(("team", t)) => format!("Team={t} "),
+        _ => String::new(),
+    };
+    denied(
+        400,
+        "budget_exceeded",
+        format!("Budget has been exceeded! {who}Current cost: {spend}, Max budget: {max_budget}"),
+    )
+}
+
+/// LiteLLM's answer to a reached rate limit.
+fn limit_exceeded(limited: &[Limited], hit: &LimitHit, hash: &str) -> GatewayError {
+    let (descriptor, value) = match limited.get(hit.index).and_then(|l| l.id.split_once(':')) {
+        Some(("key", h)) => ("api_key", h.to_owned()),
+        Some(("user", u)) => ("user", u.to_owned()),
+        Some(("team", t)) => ("team", t.to_owned()),
+        _ => ("api_key", hash.to_owned()),
+    };
+    let message = match hit.kind {
+        LimitKind::Parallel => format!(
+            "Rate limit exceeded for {descriptor}: {value}. Limit type: max_parallel_requests. Current limit: {}, Remaining: 0. Try again shortly.",
+            hit.limit
+        ),
+        LimitKind::Requests | LimitKind::Tokens => format!(
+            "Rate limit exceeded for {descriptor}: {value}. Limit type: {}. Current limit: {}, Remaining: 0. Limit resets in {} seconds.",
+            if hit.kind == LimitKind::Requests { "requests" } else { "tokens" },
+            hit.limit,
+            hit.retry_after
+        ),
+    };
+    denied(429, "rate_limit_error", message)
 }
 
 fn format_ms(ms: i64) -> String {
@@ -234,17 +296,40 @@ impl KeyEnforcer {
             proxy: Mutex::new(None),
             ledger: Ledger::default(),
             limits: Limits::default(),
+            share: OnceLock::new(),
+            generation: AtomicU64::new(0),
         })
+    }
+
+    /// Share budgets, rate limits and key changes with every instance
+    /// through Redis (call once, before the gateway serves; start
+    /// [`KeyEnforcer::spawn_sync`] with the gateway's background work).
+    pub fn share_through(&self, share: Arc<KeyShare>) {
+        let _ = self.share.set(share);
+    }
+
+    /// The Redis side, when configured.
+    pub fn shared(&self) -> Option<&Arc<KeyShare>> {
+        self.share.get()
     }
 
     fn cache(&self) -> MutexGuard<'_, HashMap<String, Cached>> {
         self.cache.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Forget a cached key (all keys when `None`): the next request reads
-    /// it from the directory again. Call after changing a key, its user or
-    /// its team on this instance.
+    /// Forget a cached key (all keys when `None`) on this instance and,
+    /// through Redis, on every other: the next request reads it from the
+    /// directory again. Call after changing a key, its user or its team.
     pub fn invalidate(&self, hash: Option<&str>) {
+        self.forget(hash);
+        if let Some(share) = self.share.get() {
+            share.publish(hash);
+        }
+    }
+
+    /// Forget a cached key (all when `None`) on this instance only.
+    pub fn forget(&self, hash: Option<&str>) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
         match hash {
             Some(h) => {
                 self.cache().remove(h);
@@ -269,11 +354,27 @@ impl KeyEnforcer {
         // The marks must precede the reads; the key's ids are not known yet,
         // so take the key's mark now and the user's and team's before theirs.
         let key_mark = self.ledger.mark(&key_id(hash));
+        let share = self.share.get();
+        let rkey = match share {
+            Some(s) => s.marks(&[&key_id(hash)]).await,
+            None => None,
+        };
         let Some(key) = self.dir.key(hash).await? else {
             return Ok(None);
         };
         let mut marks = marks_before(&key);
         marks[0] = key_mark;
+        let (uid, tid) = (
+            key.user_id.as_deref().map(user_id).unwrap_or_default(),
+            key.team_id.as_deref().map(team_id).unwrap_or_default(),
+        );
+        let rmarks = match (share, rkey.as_deref()) {
+            (Some(s), Some(&[k])) => s
+                .marks(&[&uid, &tid])
+                .await
+                .and_then(|v| (v.len() == 2).then(|| [k, v[0], v[1]])),
+            _ => None,
+        };
         let user = match &key.user_id {
             Some(u) => self.dir.user(u).await?,
             None => None,
@@ -287,6 +388,7 @@ impl KeyEnforcer {
             user,
             team,
             marks,
+            rmarks,
         })))
     }
 
@@ -301,9 +403,15 @@ impl KeyEnforcer {
                 None => None,
             }
         };
+        let generation = self.generation.load(Ordering::Acquire);
         match self.read(hash).await {
             Ok(loaded) => {
-                self.cache().insert(
+                let mut cache = self.cache();
+                if self.generation.load(Ordering::Acquire) != generation {
+                    // Changed while it was read: use it, do not keep it.
+                    return Ok(loaded);
+                }
+                cache.insert(
                     hash.to_owned(),
                     Cached {
                         at: Instant::now(),
@@ -324,17 +432,21 @@ impl KeyEnforcer {
         }
     }
 
-    async fn proxy_spend(&self) -> Result<(f64, i64), String> {
+    async fn proxy_spend(&self) -> Result<(f64, i64, Option<i64>), String> {
         {
             let p = self.proxy.lock().unwrap_or_else(|e| e.into_inner());
             if let Some(p) = p
                 .as_ref()
                 .filter(|p| p.at.elapsed() < self.settings.cache_ttl)
             {
-                return Ok((p.spend, p.mark));
+                return Ok((p.spend, p.mark, p.rmark));
             }
         }
         let mark = self.ledger.mark(PROXY);
+        let rmark = match self.share.get() {
+            Some(s) => s.marks(&[PROXY]).await.and_then(|v| v.first().copied()),
+            None => None,
+        };
         let since = self
             .settings
             .proxy_budget_window
@@ -344,8 +456,9 @@ impl KeyEnforcer {
             at: Instant::now(),
             spend,
             mark,
+            rmark,
         });
-        Ok((spend, mark))
+        Ok((spend, mark, rmark))
     }
 
     fn model_allowed(&self, models: &[String], call: &CallInfo) -> bool {
@@ -486,6 +599,7 @@ impl KeyEnforcer {
             mark: l.marks[0],
             max_budget: k.max_budget,
         }];
+        let mut rmarks = l.rmarks.map(|m| vec![m[0]]);
         if let Some(u) = &l.user {
             budgets.push(Budgeted {
                 id: user_id(&u.user_id),
@@ -493,6 +607,9 @@ impl KeyEnforcer {
                 mark: l.marks[1],
                 max_budget: u.max_budget,
             });
+            if let (Some(r), Some(m)) = (rmarks.as_mut(), l.rmarks) {
+                r.push(m[1]);
+            }
         }
         if let Some(t) = &l.team {
             budgets.push(Budgeted {
@@ -501,11 +618,14 @@ impl KeyEnforcer {
                 mark: l.marks[2],
                 max_budget: t.max_budget,
             });
+            if let (Some(r), Some(m)) = (rmarks.as_mut(), l.rmarks) {
+                r.push(m[2]);
+            }
         }
         if self.settings.proxy_max_budget.is_some() {
-            let (spend, mark) = self.proxy_spend().await.unwrap_or_else(|e| {
+            let (spend, mark, rmark) = self.proxy_spend().await.unwrap_or_else(|e| {
                 tracing::warn!("cannot read the proxy's spend ({e})");
-                (0.0, self.ledger.mark(PROXY))
+                (0.0, self.ledger.mark(PROXY), None)
             });
             budgets.push(Budgeted {
                 id: PROXY.to_owned(),
@@ -513,6 +633,13 @@ impl KeyEnforcer {
                 mark,
                 max_budget: self.settings.proxy_max_budget,
             });
+            rmarks = match (rmarks, rmark) {
+                (Some(mut r), Some(m)) => {
+                    r.push(m);
+                    Some(r)
+                }
+                _ => None,
+            };
         }
         let holders = holders_of(&hash, k.user_id.as_deref(), k.team_id.as_deref());
         let output = call
@@ -521,32 +648,6 @@ impl KeyEnforcer {
         let group = call.group.as_deref().unwrap_or(model);
         let estimate = super::to_nano(self.pricing.estimate(group, call.prompt_tokens, output));
         let key_spend = self.ledger.spend(&budgets[0]);
-        if let Err(x) = self.ledger.reserve(&budgets, &holders, estimate) {
-            let who = match budgets[x.index].id.split_once(':') {
-                Some(("key", h)) => format!("Key={h} "),
-                Some(("user", u)) => format!("User={u} "),
-                Some(("team", t)) => format!("Team={t} "),
-                _ => String::new(),
-            };
-            return Err(denied(
-                400,
-                "budget_exceeded",
-                format!(
-                    "Budget has been exceeded! {who}Current cost: {}, Max budget: {}",
-                    x.spend, x.max_budget
-                ),
-            ));
-        }
-        // From here on the reservation is held by the grant (released on drop).
-        let mut grant = Grant {
-            enforcer: Arc::clone(self),
-            holders,
-            limited: Vec::new(),
-            estimate,
-            settled: AtomicBool::new(false),
-            key_spend,
-            key_max_budget: k.max_budget,
-        };
         // 6. rate limits: key, then user, then team.
         let mut limited = vec![Limited {
             id: key_id(&hash),
@@ -571,30 +672,112 @@ impl KeyEnforcer {
             });
         }
         limited.retain(|l| l.rpm.is_some() || l.tpm.is_some() || l.parallel.is_some());
-        if let Err(hit) = self.limits.acquire(&limited) {
-            let (descriptor, value) = match limited[hit.index].id.split_once(':') {
-                Some(("key", h)) => ("api_key", h.to_owned()),
-                Some(("user", u)) => ("user", u.to_owned()),
-                Some(("team", t)) => ("team", t.to_owned()),
-                _ => ("api_key", hash.clone()),
-            };
-            let message = match hit.kind {
-                LimitKind::Parallel => format!(
-                    "Rate limit exceeded for {descriptor}: {value}. Limit type: max_parallel_requests. Current limit: {}, Remaining: 0. Try again shortly.",
-                    hit.limit
-                ),
-                LimitKind::Requests | LimitKind::Tokens => format!(
-                    "Rate limit exceeded for {descriptor}: {value}. Limit type: {}. Current limit: {}, Remaining: 0. Limit resets in {} seconds.",
-                    if hit.kind == LimitKind::Requests { "requests" } else { "tokens" },
-                    hit.limit,
-                    hit.retry_after
-                ),
-            };
-            return Err(denied(429, "rate_limit_error", message));
+        // Through Redis when it answers (every instance's reservations and
+        // counts), else on this instance's ledger and counters.
+        let shared = match (self.share.get(), rmarks) {
+            (Some(share), Some(rmarks)) => {
+                self.admit_shared(share, &budgets, &rmarks, &limited, estimate, &hash)
+                    .await?
+            }
+            _ => None,
+        };
+        if shared.is_some() {
+            self.ledger.hold(&holders, estimate);
+            self.limits.take(&limited);
+        } else {
+            if let Err(x) = self.ledger.reserve(&budgets, &holders, estimate) {
+                return Err(budget_exceeded(&budgets[x.index].id, x.spend, x.max_budget));
+            }
+            // From here on the reservation is held (released on error).
+            if let Err(hit) = self.limits.acquire(&limited) {
+                self.ledger.release(&holders, estimate);
+                return Err(limit_exceeded(&limited, &hit, &hash));
+            }
         }
-        grant.limited = limited.into_iter().map(|l| l.id).collect();
+        let grant = Grant {
+            enforcer: Arc::clone(self),
+            holders,
+            limited: limited.into_iter().map(|l| l.id).collect(),
+            estimate,
+            settled: AtomicBool::new(false),
+            shared,
+            key_spend,
+            key_max_budget: k.max_budget,
+        };
         principal.hold = Some(Hold(Arc::new(grant)));
         Ok(principal)
+    }
+
+    /// Admit through Redis: `Ok(Some(hold))` admitted, `Ok(None)` Redis
+    /// did not answer (decide locally), `Err` refused.
+    async fn admit_shared(
+        &self,
+        share: &Arc<KeyShare>,
+        budgets: &[Budgeted],
+        rmarks: &[i64],
+        limited: &[Limited],
+        estimate: i64,
+        hash: &str,
+    ) -> Result<Option<SharedHold>, GatewayError> {
+        let checked: Vec<(usize, SharedBudget)> = budgets
+            .iter()
+            .zip(rmarks)
+            .enumerate()
+            .filter_map(|(i, (b, mark))| {
+                b.max_budget.map(|max| {
+                    (
+                        i,
+                        SharedBudget {
+                            id: b.id.clone(),
+                            db_spend: super::to_nano(b.db_spend),
+                            mark: *mark,
+                            max_budget: super::to_nano(max),
+                        },
+                    )
+                })
+            })
+            .collect();
+        let only: Vec<SharedBudget> = checked.iter().map(|(_, b)| b.clone()).collect();
+        let Ok((admission, hold)) = share.admit(&only, limited, estimate).await else {
+            return Ok(None);
+        };
+        match admission {
+            Admission::Admitted => Ok(Some(hold)),
+            Admission::Budget { index, spend } => {
+                let i = checked.get(index).map_or(0, |(i, _)| *i);
+                let Some(b) = budgets.get(i) else {
+                    return Ok(None);
+                };
+                Err(budget_exceeded(
+                    &b.id,
+                    spend as f64 / 1e9,
+                    b.max_budget.unwrap_or_default(),
+                ))
+            }
+            Admission::Limit { index, kind } => {
+                let Some(l) = limited.get(index) else {
+                    return Ok(None);
+                };
+                let limit = match kind {
+                    LimitKind::Requests => l.rpm,
+                    LimitKind::Tokens => l.tpm,
+                    LimitKind::Parallel => l.parallel,
+                }
+                .unwrap_or_default();
+                let now = super::limits::now_secs();
+                let hit = LimitHit {
+                    index,
+                    kind,
+                    limit,
+                    retry_after: if kind == LimitKind::Parallel {
+                        1
+                    } else {
+                        60 - now % 60
+                    },
+                };
+                Err(limit_exceeded(limited, &hit, hash))
+            }
+        }
     }
 
     /// Reset the budgets whose period is over (the store decides which) and
@@ -627,6 +810,7 @@ impl KeyEnforcer {
 
     /// Tell the ledger that the spend writer stored these rows.
     pub fn written(&self, rows: &[SpendEntry]) {
+        let mut shared: HashMap<String, i64> = HashMap::new();
         for r in rows {
             let cost = super::to_nano(r.spend);
             if cost == 0 {
@@ -634,8 +818,58 @@ impl KeyEnforcer {
             }
             for h in holders_of(&r.api_key, r.user.as_deref(), r.team_id.as_deref()) {
                 self.ledger.written(&h, cost);
+                *shared.entry(h).or_default() += cost;
             }
         }
+        if let Some(share) = self.share.get() {
+            share.written(shared);
+        }
+    }
+
+    /// Start following key changes published by other instances (and
+    /// replaying Redis writes that failed), when Redis is configured. The
+    /// task ends when the enforcer is dropped. On every (re)connection the
+    /// whole cache is forgotten, since changes may have been missed.
+    pub fn spawn_sync(self: &Arc<Self>) -> Option<tokio::task::JoinHandle<()>> {
+        let share = Arc::clone(self.share.get()?);
+        let me = Arc::downgrade(self);
+        Some(tokio::spawn(async move {
+            use futures_util::StreamExt;
+            let tick = Duration::from_secs(1);
+            loop {
+                let Some(ps) = share.subscribe().await else {
+                    tokio::time::sleep(tick).await;
+                    match me.upgrade() {
+                        Some(_) => continue,
+                        None => return,
+                    }
+                };
+                match me.upgrade() {
+                    Some(e) => e.forget(None),
+                    None => return,
+                }
+                let mut messages = ps.into_on_message();
+                loop {
+                    match tokio::time::timeout(tick, messages.next()).await {
+                        Ok(Some(msg)) => {
+                            let Some(e) = me.upgrade() else { return };
+                            match msg.get_payload::<String>() {
+                                Ok(h) if h != "*" => e.forget(Some(&h)),
+                                _ => e.forget(None),
+                            }
+                        }
+                        // The connection is gone: subscribe again.
+                        Ok(None) => break,
+                        Err(_) => {
+                            if me.upgrade().is_none() {
+                                return;
+                            }
+                            share.replay().await;
+                        }
+                    }
+                }
+            }
+        }))
     }
 }
 
@@ -654,7 +888,11 @@ impl CallSink for KeyEnforcer {
                     p.and_then(|p| p.user_id.as_deref()),
                     p.and_then(|p| p.team_id.as_deref()),
                 );
-                self.ledger.settle(&holders, 0, super::to_nano(rec.cost));
+                let cost = super::to_nano(rec.cost);
+                self.ledger.settle(&holders, 0, cost);
+                if let Some(share) = self.share.get() {
+                    share.settle(None, &holders, &[], cost, tokens);
+                }
             }
         }
     }

@@ -110,6 +110,15 @@ impl Ledger {
         Ok(())
     }
 
+    /// Reserve `estimate` on every holder without checking (the call was
+    /// admitted by Redis; this instance's ledger stays ready to take over).
+    pub fn hold(&self, holders: &[String], estimate: i64) {
+        let mut m = self.lock();
+        for id in holders {
+            m.entry(id.clone()).or_default().reserved += estimate;
+        }
+    }
+
     /// The call ended: drop its reservation and count its cost.
     pub fn settle(&self, holders: &[String], estimate: i64, cost: i64) {
         let mut m = self.lock();

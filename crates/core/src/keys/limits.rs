@@ -111,6 +111,19 @@ impl Limits {
         Ok(())
     }
 
+    /// Count one request and one parallel slot on every holder without
+    /// checking (the call was admitted by Redis).
+    pub fn take(&self, items: &[Limited]) {
+        let minute = now_secs() / 60;
+        let mut m = self.lock();
+        for l in items {
+            let w = m.entry(l.id.clone()).or_default();
+            w.roll(minute);
+            w.requests += 1;
+            w.in_flight += 1;
+        }
+    }
+
     /// The call is over: give back its parallel slots.
     pub fn release(&self, ids: &[String]) {
         let mut m = self.lock();

@@ -7,10 +7,15 @@
 //! and a passing key yields a [`Principal`](crate::auth::Principal) holding
 //! a [`Grant`]: its rate-limit slots and budget reservation, settled when
 //! the call's record arrives and released when the call is over.
+//!
+//! With Redis configured, budgets, rate limits and key changes are shared
+//! by every instance ([`KeyShare`]); without it (or while it is down) each
+//! instance enforces on its own ledger and counters.
 
 mod enforcer;
 mod ledger;
 mod limits;
+mod shared;
 
 use futures_util::future::BoxFuture;
 use sha2::{Digest, Sha256};
@@ -20,6 +25,7 @@ pub use enforcer::{
 };
 pub use ledger::{to_nano, Ledger};
 pub use limits::Limits;
+pub use shared::{KeyShare, KEY_REDIS_TIMEOUT, LEASE};
 
 /// What enforcement needs to know about a key.
 #[derive(Debug, Clone, Default, PartialEq)]

@@ -9,8 +9,8 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use super::{
-    bad, check_budget, check_duration, check_limit, db_err, new_secret_key, not_found, nullable,
-    render, store, token_of, Res, Q,
+    bad, check_budget, check_duration, check_limit, db_err, keys_changed, new_secret_key,
+    not_found, nullable, render, store, token_of, Res, Q,
 };
 use crate::extract::{decode, JsonBody};
 use crate::state::AppState;
@@ -113,6 +113,8 @@ pub(super) async fn generate(
     k.allowed_routes = req.allowed_routes.unwrap_or_default();
     k.created_by = Some("admin".into());
     s.create_key(&k).await.map_err(db_err)?;
+    // An instance may have cached the hash as unknown.
+    keys_changed(&state, Some(&k.token));
     Ok(Json(render::generated(&k, &secret)))
 }
 
@@ -255,6 +257,7 @@ pub(super) async fn update(
     if !s.update_key(&k).await.map_err(db_err)? {
         return Err(not_found(format!("Key not found: {}", shown(&req.key))));
     }
+    keys_changed(&state, Some(&k.token));
     let mut v = render::key(&k);
     if let Some(o) = v.as_object_mut() {
         o.insert("key".into(), req.key.into());
@@ -309,6 +312,9 @@ pub(super) async fn delete(
         )));
     }
     s.delete_keys(&tokens).await.map_err(db_err)?;
+    for t in &tokens {
+        keys_changed(&state, Some(t));
+    }
     Ok(Json(json!({ "deleted_keys": given })))
 }
 
@@ -361,7 +367,12 @@ pub(super) struct RegenerateKey {
     new_key: Option<String>,
 }
 
-async fn do_regenerate(s: &Store, key: &str, new_key: Option<String>) -> Res<Json<Value>> {
+async fn do_regenerate(
+    state: &AppState,
+    s: &Store,
+    key: &str,
+    new_key: Option<String>,
+) -> Res<Json<Value>> {
     let old = find(s, key).await?;
     let secret = match new_key {
         Some(k) if !k.starts_with("sk-") || k.len() < 8 => {
@@ -383,6 +394,8 @@ async fn do_regenerate(s: &Store, key: &str, new_key: Option<String>) -> Res<Jso
         .await
         .map_err(db_err)?
         .ok_or_else(|| not_found(format!("Key not found: {}", shown(key))))?;
+    keys_changed(state, Some(&old.token));
+    keys_changed(state, Some(&k.token));
     Ok(Json(render::generated(&k, &secret)))
 }
 
@@ -392,7 +405,7 @@ pub(super) async fn regenerate(
 ) -> Res<Json<Value>> {
     let s = store(&state)?;
     let key = req.key.ok_or_else(|| bad("key", "missing field: key"))?;
-    do_regenerate(s, &key, req.new_key).await
+    do_regenerate(&state, s, &key, req.new_key).await
 }
 
 pub(super) async fn regenerate_path(
@@ -412,7 +425,7 @@ pub(super) async fn regenerate_path(
             "the key in the body differs from the key in the path",
         ));
     }
-    do_regenerate(s, &key, req.new_key).await
+    do_regenerate(&state, s, &key, req.new_key).await
 }
 
 #[derive(Deserialize)]
@@ -428,6 +441,7 @@ async fn set_blocked(state: &AppState, key: &str, blocked: bool) -> Res<Json<Val
         .await
         .map_err(db_err)?
         .ok_or_else(|| not_found(format!("Key not found: {}", shown(key))))?;
+    keys_changed(state, Some(&k.token));
     Ok(Json(render::key(&k)))
 }
 

@@ -78,6 +78,15 @@ pub async fn require_admin(req: Request, next: Next) -> Response {
     }
 }
 
+/// A key, user or team changed: the change takes effect at once on this
+/// instance and, through Redis, within about a second on every other
+/// (`hash`: the key's hash; `None`: forget every cached key).
+fn keys_changed(state: &AppState, hash: Option<&str>) {
+    if let Some(k) = &state.gw.keys {
+        k.invalidate(hash);
+    }
+}
+
 /// An error from a management handler (boxed: results stay small).
 pub(super) struct AdminError(Box<GatewayError>);
 

@@ -7,8 +7,8 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use super::{
-    bad, check_budget, check_duration, check_limit, db_err, new_secret_key, not_found, nullable,
-    render, store, Res, MEMBER_ROLES, Q,
+    bad, check_budget, check_duration, check_limit, db_err, keys_changed, new_secret_key,
+    not_found, nullable, render, store, Res, MEMBER_ROLES, Q,
 };
 use crate::extract::JsonBody;
 use crate::state::AppState;
@@ -256,6 +256,7 @@ pub(super) async fn update(
             req.team_id
         )));
     }
+    keys_changed(&state, None);
     // Members may have changed meanwhile: answer with the stored team.
     let t = find(s, &req.team_id).await?;
     Ok(Json(render::team(&t)))
@@ -288,6 +289,7 @@ pub(super) async fn delete(
         s.delete_keys(&tokens).await.map_err(db_err)?;
     }
     let deleted = s.delete_teams(&req.team_ids).await.map_err(db_err)?;
+    keys_changed(&state, None);
     Ok(Json(json!({ "deleted_teams": deleted })))
 }
 

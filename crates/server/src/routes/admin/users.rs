@@ -10,8 +10,8 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use super::{
-    bad, check_budget, check_duration, check_limit, db_err, new_secret_key, not_found, nullable,
-    render, store, Res, Q, USER_ROLES,
+    bad, check_budget, check_duration, check_limit, db_err, keys_changed, new_secret_key,
+    not_found, nullable, render, store, Res, Q, USER_ROLES,
 };
 use crate::extract::JsonBody;
 use crate::state::AppState;
@@ -239,6 +239,7 @@ pub(super) async fn update(
             req.user_id
         )));
     }
+    keys_changed(&state, None);
     Ok(Json(render::user(&u)))
 }
 
@@ -292,6 +293,7 @@ pub(super) async fn delete(
         }
     }
     let deleted = s.delete_users(&req.user_ids).await.map_err(db_err)?;
+    keys_changed(&state, None);
     Ok(Json(json!({ "deleted_users": deleted })))
 }
 
