@@ -848,6 +848,7 @@ impl KeyEnforcer {
                     Some(e) => e.forget(None),
                     None => return,
                 }
+                share.replay().await;
                 let mut messages = ps.into_on_message();
                 loop {
                     match tokio::time::timeout(tick, messages.next()).await {
