@@ -352,3 +352,49 @@ async fn disable_spend_logs_counts_spend_without_rows() {
     );
     let _ = id(&h);
 }
+
+#[tokio::test]
+async fn include_cost_in_streaming_usage_puts_cost_in_the_usage() {
+    let e = start(
+        "litellm_settings:\n  include_cost_in_streaming_usage: true\n",
+        "",
+    )
+    .await;
+    let one = 9.0 * IN + 12.0 * OUT;
+    let (s, _, body) = e.send("/v1/chat/completions", chat(json!({}))).await;
+    assert_eq!(s, 200);
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert!(close(v["usage"]["cost"].as_f64().unwrap(), one), "{v}");
+    assert_eq!(v["usage"]["prompt_tokens"], 9);
+
+    let (s, _, body) = e
+        .send(
+            "/v1/chat/completions",
+            chat(json!({"stream": true, "stream_options": {"include_usage": true}})),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let frames = common::sse_data(&body);
+    assert_eq!(frames.last().unwrap(), "[DONE]");
+    let usage: Vec<Value> = frames
+        .iter()
+        .filter_map(|f| serde_json::from_str::<Value>(f).ok())
+        .filter(|c| c["usage"].is_object())
+        .collect();
+    assert_eq!(usage.len(), 1, "{body}");
+    assert!(
+        close(usage[0]["usage"]["cost"].as_f64().unwrap(), one),
+        "{body}"
+    );
+    assert_eq!(usage[0]["model"], "m");
+    // The other chunks are relayed as they came.
+    assert!(frames
+        .iter()
+        .all(|f| !f.contains("\"cost\"") || f.contains("\"usage\":{")));
+
+    // Off: no cost anywhere.
+    let off = start("", "").await;
+    let (_, _, body) = off.send("/v1/chat/completions", chat(json!({}))).await;
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert!(v["usage"].get("cost").is_none(), "{v}");
+}

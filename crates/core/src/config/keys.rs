@@ -22,6 +22,7 @@ pub(crate) const LITELLM_IMPL: &[&str] = &[
     "set_verbose",
     "max_budget",
     "budget_duration",
+    "include_cost_in_streaming_usage",
     "callbacks",
     "success_callback",
     "failure_callback",

@@ -101,6 +101,7 @@ pub async fn chat(
             };
         }
     }
+    crate::spend::usage_cost::add_to_chat(gw, &mut outcome);
     Ok(outcome)
 }
 

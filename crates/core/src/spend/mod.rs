@@ -3,6 +3,7 @@
 
 mod entry;
 pub mod pricing;
+pub(crate) mod usage_cost;
 pub mod writer;
 
 pub use entry::SpendEntry;
