@@ -250,6 +250,9 @@ model_list:
       api_key: sk-bench-upstream
 general_settings:
   master_key: $MASTER_KEY
+  # The default embedded store, kept with this run's files: every call is
+  # priced and written as a spend row, as in a default deployment.
+  database_url: sqlite://$RAW/ferrolite.db
 EOF
   URL[ferrolite]=http://127.0.0.1:$FL_PORT/v1/chat/completions
   STREAM_URL[ferrolite]=${URL[ferrolite]}
