@@ -290,7 +290,11 @@ fn main() -> ExitCode {
     // LiteLLM also reads JSON_LOGS from the environment.
     let json_env = std::env::var("JSON_LOGS")
         .is_ok_and(|v| matches!(v.to_ascii_lowercase().as_str(), "true" | "1" | "yes"));
-    init_logging(&cli, cfg.litellm.json_logs || json_env, cfg.litellm.set_verbose);
+    init_logging(
+        &cli,
+        cfg.litellm.json_logs || json_env,
+        cfg.litellm.set_verbose,
+    );
     if cli.prometheus_metrics_port.is_some() && cli.prometheus_metrics_port == Some(cli.port) {
         eprintln!("ferrolite: --prometheus_metrics_port must differ from --port");
         return ExitCode::FAILURE;

@@ -48,7 +48,10 @@ fn validate_config_reports_every_problem_and_exits_1() {
     assert_eq!(out.status.code(), Some(0));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("config OK: 1 deployment(s)"), "{stdout}");
-    assert!(stdout.contains("litellm_settings.langfuse_default_tags"), "{stdout}");
+    assert!(
+        stdout.contains("litellm_settings.langfuse_default_tags"),
+        "{stdout}"
+    );
 }
 
 #[test]

@@ -223,8 +223,7 @@ pub(crate) fn parse_general(
         global_max_parallel_requests: field(m, S, "global_max_parallel_requests", as_u32, issues),
         database_url: field(m, S, "database_url", as_string, issues).map(Secret::new),
         spend: SpendSettings {
-            disable_spend_logs: field(m, S, "disable_spend_logs", as_bool, issues)
-                .unwrap_or(false),
+            disable_spend_logs: field(m, S, "disable_spend_logs", as_bool, issues).unwrap_or(false),
             allow_requests_on_db_unavailable: field(
                 m,
                 S,
