@@ -60,7 +60,7 @@
     if (Math.abs(v) < 0.01) return "$" + v.toPrecision(3);
     return "$" + v.toFixed(2);
   }
-  const ms = (v) => (v === null || v === undefined ? "–" : v >= 10000 ? (v / 1000).toFixed(1) + " s" : Math.round(v) + " ms");
+  const ms = (v) => (v === null || v === undefined ? "–" : v >= 10000 ? (v / 1000).toFixed(1) + " s" : v < 1 ? "< 1 ms" : Math.round(v) + " ms");
   const when = (t) => (t ? new Date(t).toLocaleString() : "–");
   const short = (s, n) => (s && s.length > (n || 12) ? s.slice(0, n || 12) + "…" : s || "");
   function compact(v) {

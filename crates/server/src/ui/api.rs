@@ -230,8 +230,9 @@ pub async fn overview(
     let truncated = rows.len() as u32 >= OVERVIEW_ROWS;
     for r in &rows {
         let b = as_bucket(r);
-        let lat = Some(r.latency_ms.max(r.end_time - r.start_time))
-            .filter(|_| r.latency_ms > 0 || r.end_time > r.start_time);
+        // Every row carries its latency; 0 is a real sub-millisecond answer
+        // (the mock model, a cache hit), not a missing value.
+        let lat = Some(r.latency_ms.max(r.end_time - r.start_time).max(0));
         hour.add(r.start_time, &b, lat);
         day.add(r.start_time, &b, lat);
         month.add(r.start_time, &b, lat);
