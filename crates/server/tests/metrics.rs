@@ -349,18 +349,30 @@ async fn success_failure_and_stream_are_counted_with_litellms_names_and_labels()
         value(&samples, "litellm_deployment_success_responses_total", &d),
         2.0
     );
-    // Failed calls are not attributed to a deployment yet: the record of a
-    // call whose every attempt failed names none (docs/observability.md).
+    // Every attempt counts on its deployment, the upstream's 400 too.
     assert_eq!(
         value(&samples, "litellm_deployment_total_requests_total", &d),
-        2.0
+        3.0
+    );
+    assert_eq!(
+        value(
+            &samples,
+            "litellm_deployment_failure_responses_total",
+            &[
+                ("model_id", model_id.as_str()),
+                ("exception_status", "400"),
+                ("exception_class", "Openai.BadRequestError")
+            ]
+        ),
+        1.0
     );
     let state = find(&samples, "litellm_deployment_state", &d);
     assert_eq!(
         names(state[0]),
         ["litellm_model_name", "model_id", "api_base", "api_provider"]
     );
-    assert_eq!(state[0].value, 0.0);
+    // Its last attempt failed: a partial outage, as LiteLLM reports it.
+    assert_eq!(state[0].value, 1.0);
     assert_eq!(state[0].label("api_base"), Some(up.base_url().as_str()));
 
     // Histograms: LiteLLM's buckets; time to first token for the stream only.
@@ -590,4 +602,414 @@ async fn one_json_log_line_per_request_without_the_prompt() {
     let all = String::from_utf8(capture.buf.lock().unwrap().clone()).unwrap();
     assert!(!all.contains(prompt), "the prompt was logged");
     assert!(!all.contains(MASTER), "the key was logged");
+}
+
+/// Two model groups, `m` on `a` and `fb` on `b`, and `extra` settings.
+fn two_groups(a: &str, b: &str, extra: &str) -> String {
+    format!(
+        "model_list:\n  - model_name: m\n    litellm_params: {{model: openai/up-a, api_base: \"{a}\", api_key: k}}\n  - model_name: fb\n    litellm_params: {{model: openai/up-b, api_base: \"{b}\", api_key: k}}\n{extra}general_settings:\n  master_key: {MASTER}\n"
+    )
+}
+
+/// The `model_id` of the deployment whose API base is `base`.
+fn model_id_of(samples: &[Sample], base: &str) -> String {
+    let s = find(samples, "litellm_deployment_state", &[("api_base", base)]);
+    assert_eq!(s.len(), 1, "{s:?}");
+    s[0].label("model_id").unwrap().to_owned()
+}
+
+fn server_error() -> Reply {
+    Reply::Error {
+        status: 500,
+        message: "upstream broke".into(),
+        kind: "server_error".into(),
+        headers: vec![],
+    }
+}
+
+#[tokio::test]
+async fn every_attempt_counts_on_its_deployment_a_500_then_a_fallback() {
+    let a = MockOpenAi::start().await;
+    let b = MockOpenAi::start().await;
+    a.script([server_error()]);
+    let yaml = two_groups(
+        &a.base_url(),
+        &b.base_url(),
+        "litellm_settings:\n  callbacks: [\"prometheus\"]\n  num_retries: 0\n  fallbacks: [{\"m\": [\"fb\"]}]\n",
+    );
+    let (gw, seen) = gateway(&yaml).await;
+    let (s, h, _) = gw
+        .call("/v1/chat/completions", json!({"model":"m","messages":[]}))
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(h["x-litellm-model-api-base"], b.base_url());
+    assert_eq!(a.call_count(), 1);
+    seen.wait(1).await;
+
+    let (_, samples, types) = scrape(&gw).await;
+    for name in [
+        "litellm_deployment_failure_responses",
+        "litellm_deployment_success_responses",
+        "litellm_deployment_total_requests",
+    ] {
+        assert_eq!(types.get(name).map(String::as_str), Some("counter"));
+    }
+    let (id_a, id_b) = (
+        model_id_of(&samples, &a.base_url()),
+        model_id_of(&samples, &b.base_url()),
+    );
+    let failed = find(
+        &samples,
+        "litellm_deployment_failure_responses_total",
+        &[("model_id", id_a.as_str())],
+    );
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert_eq!(failed[0].value, 1.0);
+    assert_eq!(
+        failed[0].labels,
+        [
+            ("model_group", "m"),
+            ("requested_model", "m"),
+            ("litellm_model_name", "up-a"),
+            ("model_id", id_a.as_str()),
+            ("api_base", a.base_url().as_str()),
+            ("api_provider", "openai"),
+            ("exception_status", "500"),
+            ("exception_class", "Openai.InternalServerError"),
+            ("hashed_api_key", "None"),
+            ("api_key_alias", "None"),
+            ("team", "None"),
+            ("team_alias", "None"),
+            ("client_ip", "None"),
+            ("user_agent", "None"),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    );
+    // The fallback's success is on its own group, for the model asked for.
+    let ok = find(
+        &samples,
+        "litellm_deployment_success_responses_total",
+        &[("model_id", id_b.as_str())],
+    );
+    assert_eq!(ok.len(), 1, "{ok:?}");
+    assert_eq!(ok[0].value, 1.0);
+    assert_eq!(
+        names(ok[0]),
+        [
+            "model_group",
+            "requested_model",
+            "litellm_model_name",
+            "model_id",
+            "api_base",
+            "api_provider",
+            "hashed_api_key",
+            "api_key_alias",
+            "team",
+            "team_alias",
+            "client_ip",
+            "user_agent"
+        ]
+    );
+    assert_eq!(ok[0].label("model_group"), Some("fb"));
+    assert_eq!(ok[0].label("requested_model"), Some("m"));
+    assert_eq!(ok[0].label("litellm_model_name"), Some("up-b"));
+    assert!(find(
+        &samples,
+        "litellm_deployment_success_responses_total",
+        &[("model_id", id_a.as_str())]
+    )
+    .is_empty());
+    for id in [&id_a, &id_b] {
+        assert_eq!(
+            value(
+                &samples,
+                "litellm_deployment_total_requests_total",
+                &[("model_id", id.as_str())]
+            ),
+            1.0
+        );
+    }
+    // One 500 is within allowed_fails: a partial outage, no cooldown.
+    let state = |id: &str| value(&samples, "litellm_deployment_state", &[("model_id", id)]);
+    assert_eq!((state(&id_a), state(&id_b)), (1.0, 0.0));
+    assert!(find(&samples, "litellm_deployment_cooled_down_total", &[]).is_empty());
+    // The client's request succeeded.
+    assert_eq!(
+        value(
+            &samples,
+            "litellm_proxy_total_requests_metric_total",
+            &[("requested_model", "m"), ("status_code", "200")]
+        ),
+        1.0
+    );
+}
+
+#[tokio::test]
+async fn a_429_with_retry_after_cools_the_deployment_down() {
+    let a = MockOpenAi::start().await;
+    let b = MockOpenAi::start().await;
+    a.script([Reply::Error {
+        status: 429,
+        message: "Rate limit reached".into(),
+        kind: "requests".into(),
+        headers: vec![("retry-after".into(), "30".into())],
+    }]);
+    // `order` sends the first attempt to `a`.
+    let yaml = format!(
+        "model_list:\n  - model_name: m\n    litellm_params: {{model: openai/up-a, api_base: \"{}\", api_key: k, order: 1}}\n  - model_name: m\n    litellm_params: {{model: openai/up-b, api_base: \"{}\", api_key: k, order: 2}}\nrouter_settings:\n  num_retries: 1\nlitellm_settings:\n  callbacks: [\"prometheus\"]\ngeneral_settings:\n  master_key: {MASTER}\n",
+        a.base_url(),
+        b.base_url()
+    );
+    let (gw, seen) = gateway(&yaml).await;
+    let (s, h, _) = gw
+        .call("/v1/chat/completions", json!({"model":"m","messages":[]}))
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(h["x-litellm-model-api-base"], b.base_url());
+    seen.wait(1).await;
+
+    let (_, samples, types) = scrape(&gw).await;
+    assert_eq!(
+        types
+            .get("litellm_deployment_cooled_down")
+            .map(String::as_str),
+        Some("counter")
+    );
+    let (id_a, id_b) = (
+        model_id_of(&samples, &a.base_url()),
+        model_id_of(&samples, &b.base_url()),
+    );
+    let cooled = find(&samples, "litellm_deployment_cooled_down_total", &[]);
+    assert_eq!(cooled.len(), 1, "{cooled:?}");
+    assert_eq!(cooled[0].value, 1.0);
+    // LiteLLM's cooldown callback names the model group in litellm_model_name.
+    assert_eq!(
+        cooled[0].labels,
+        [
+            ("litellm_model_name", "m"),
+            ("model_id", id_a.as_str()),
+            ("api_base", a.base_url().as_str()),
+            ("api_provider", "openai"),
+            ("exception_status", "429"),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    );
+    let state = |id: &str| value(&samples, "litellm_deployment_state", &[("model_id", id)]);
+    assert_eq!(
+        (state(&id_a), state(&id_b)),
+        (2.0, 0.0),
+        "complete outage while cooling down"
+    );
+    assert_eq!(
+        value(
+            &samples,
+            "litellm_deployment_failure_responses_total",
+            &[
+                ("model_id", id_a.as_str()),
+                ("exception_status", "429"),
+                ("exception_class", "Openai.RateLimitError")
+            ]
+        ),
+        1.0
+    );
+    assert_eq!(
+        value(
+            &samples,
+            "litellm_deployment_success_responses_total",
+            &[("model_id", id_b.as_str())]
+        ),
+        1.0
+    );
+
+    // While it cools down, `b` takes the traffic and `a` stays in outage.
+    let (s, _, _) = gw
+        .call("/v1/chat/completions", json!({"model":"m","messages":[]}))
+        .await;
+    assert_eq!(s, 200);
+    seen.wait(2).await;
+    assert_eq!(a.call_count(), 1);
+    let (_, samples, _) = scrape(&gw).await;
+    let state = |id: &str| value(&samples, "litellm_deployment_state", &[("model_id", id)]);
+    assert_eq!((state(&id_a), state(&id_b)), (2.0, 0.0));
+    assert_eq!(
+        value(&samples, "litellm_deployment_cooled_down_total", &[]),
+        1.0
+    );
+}
+
+#[tokio::test]
+async fn a_virtual_key_shows_its_remaining_budget_and_its_teams() {
+    use ferrolite_server::store_glue::KeysAndSpend;
+    use ferrolite_store::{hash_key, Key, Store, Team};
+
+    let up = MockOpenAi::start().await;
+    let yaml = format!(
+        "model_list:\n  - model_name: m\n    litellm_params:\n      model: openai/upstream-m\n      api_key: k\n      api_base: {}\n      input_cost_per_token: 0.001\n      output_cost_per_token: 0.002\nlitellm_settings:\n  callbacks: [\"prometheus\"]\ngeneral_settings:\n  master_key: {MASTER}\n",
+        up.base_url()
+    );
+    let store = Arc::new(Store::connect("sqlite::memory:").await.unwrap());
+    let seen = Arc::new(Seen::default());
+    let mut ks = None;
+    let gw = TestGateway::start_with(&yaml, Env::isolated(Vec::<(String, String)>::new()), |g| {
+        ks = Some(KeysAndSpend::attach(g, Arc::clone(&store), None));
+        g.add_sink(seen.clone());
+    })
+    .await;
+    let _ks = ks.unwrap();
+    let now = ferrolite_store::now_ms();
+    let mut team = Team::new("team-1".into(), now);
+    team.team_alias = Some("Team One".into());
+    team.max_budget = Some(5.0);
+    store.create_team(&team).await.unwrap();
+    let raw = "sk-budgeted";
+    let mut k = Key::new(hash_key(raw), "sk-...eted".into(), now);
+    k.key_alias = Some("budgeted".into());
+    k.max_budget = Some(1.0);
+    k.spend = 0.25;
+    k.team_id = Some("team-1".into());
+    store.create_key(&k).await.unwrap();
+    // A key without a budget: remaining +Inf, no max-budget series.
+    let free = "sk-free";
+    store
+        .create_key(&Key::new(hash_key(free), "sk-...free".into(), now))
+        .await
+        .unwrap();
+
+    for key in [raw, free] {
+        let r = gw
+            .http
+            .post(gw.url("/v1/chat/completions"))
+            .bearer_auth(key)
+            .json(&json!({"model":"m","messages":[{"role":"user","content":"hi"}]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        r.bytes().await.unwrap();
+    }
+    seen.wait(2).await;
+
+    // 9 input and 12 output tokens: 0.033 USD.
+    let (_, samples, types) = scrape(&gw).await;
+    for name in [
+        "litellm_remaining_api_key_budget_metric",
+        "litellm_api_key_max_budget_metric",
+        "litellm_remaining_team_budget_metric",
+        "litellm_team_max_budget_metric",
+    ] {
+        assert_eq!(types.get(name).map(String::as_str), Some("gauge"), "{name}");
+    }
+    let hash = hash_key(raw);
+    let remaining = find(
+        &samples,
+        "litellm_remaining_api_key_budget_metric",
+        &[("hashed_api_key", hash.as_str())],
+    );
+    assert_eq!(remaining.len(), 1, "{remaining:?}");
+    assert_eq!(names(remaining[0]), ["hashed_api_key", "api_key_alias"]);
+    assert_eq!(remaining[0].label("api_key_alias"), Some("budgeted"));
+    assert!(
+        (remaining[0].value - (1.0 - 0.25 - 0.033)).abs() < 1e-9,
+        "{}",
+        remaining[0].value
+    );
+    assert_eq!(
+        value(
+            &samples,
+            "litellm_api_key_max_budget_metric",
+            &[("hashed_api_key", hash.as_str())]
+        ),
+        1.0
+    );
+    let team_left = find(&samples, "litellm_remaining_team_budget_metric", &[]);
+    assert_eq!(team_left.len(), 1, "{team_left:?}");
+    assert_eq!(
+        team_left[0].labels,
+        [("team", "team-1"), ("team_alias", "Team One")].map(|(k, v)| (k.to_owned(), v.to_owned()))
+    );
+    assert!((team_left[0].value - (5.0 - 0.033)).abs() < 1e-9);
+    assert_eq!(
+        value(
+            &samples,
+            "litellm_team_max_budget_metric",
+            &[("team", "team-1")]
+        ),
+        5.0
+    );
+    let free_hash = hash_key(free);
+    assert_eq!(
+        value(
+            &samples,
+            "litellm_remaining_api_key_budget_metric",
+            &[("hashed_api_key", free_hash.as_str())]
+        ),
+        f64::INFINITY
+    );
+    assert!(find(
+        &samples,
+        "litellm_api_key_max_budget_metric",
+        &[("hashed_api_key", free_hash.as_str())]
+    )
+    .is_empty());
+}
+
+#[tokio::test]
+async fn cache_hits_misses_and_cached_tokens_are_counted() {
+    let up = MockOpenAi::start().await;
+    let (gw, seen) = gateway(&config(
+        &up.base_url(),
+        "  cache: true\n  cache_params: {type: local}\n",
+    ))
+    .await;
+    let body = json!({"model":"m","messages":[{"role":"user","content":"same"}]});
+    for n in 1..=2 {
+        let (s, h, _) = gw.call("/v1/chat/completions", body.clone()).await;
+        assert_eq!(s, 200);
+        assert_eq!(h.get("x-litellm-cache-key").is_some(), n == 2);
+        seen.wait(n).await;
+    }
+    assert_eq!(up.call_count(), 1);
+    let (_, samples, types) = scrape(&gw).await;
+    for name in [
+        "litellm_cache_hits_metric",
+        "litellm_cache_misses_metric",
+        "litellm_cached_tokens_metric",
+    ] {
+        assert_eq!(
+            types.get(name).map(String::as_str),
+            Some("counter"),
+            "{name}"
+        );
+    }
+    let hits = find(&samples, "litellm_cache_hits_metric_total", &[]);
+    assert_eq!(hits.len(), 1, "{hits:?}");
+    assert_eq!(hits[0].value, 1.0);
+    assert_eq!(
+        names(hits[0]),
+        [
+            "model",
+            "hashed_api_key",
+            "api_key_alias",
+            "team",
+            "team_alias",
+            "end_user",
+            "user",
+            "model_id",
+            "api_provider"
+        ]
+    );
+    // The mock's 9 + 12 tokens, served from the cache.
+    assert_eq!(
+        value(&samples, "litellm_cached_tokens_metric_total", &[]),
+        21.0
+    );
+    let misses = find(&samples, "litellm_cache_misses_metric_total", &[]);
+    assert_eq!(misses.len(), 1, "{misses:?}");
+    assert_eq!(misses[0].value, 1.0);
+    assert_eq!(misses[0].label("model"), Some("upstream-m"));
+    // The hit reached no deployment.
+    assert_eq!(
+        value(&samples, "litellm_deployment_total_requests_total", &[]),
+        1.0
+    );
 }

@@ -102,6 +102,23 @@ pub struct KeyEnforcer {
     generation: AtomicU64,
 }
 
+/// One budget holder's spend (USD) and `max_budget`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BudgetFigures {
+    pub spend: f64,
+    pub max_budget: Option<f64>,
+}
+
+/// See [`KeyEnforcer::budgets`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeyBudgets {
+    pub key: BudgetFigures,
+    /// The key's user: id and figures.
+    pub user: Option<(String, BudgetFigures)>,
+    /// The key's team: id, alias and figures.
+    pub team: Option<(String, Option<String>, BudgetFigures)>,
+}
+
 /// What a call admitted with a virtual key holds until it is over.
 pub struct Grant {
     enforcer: Arc<KeyEnforcer>,
@@ -337,6 +354,35 @@ impl KeyEnforcer {
             None => self.cache().clear(),
         }
         *self.proxy.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
+    /// A key's budgets and those of its user and team, from the key cache
+    /// (never the database), for the budget metrics. The spend is what this
+    /// instance knows: stored, plus settled here and not yet written. `None`
+    /// when the key is not cached (never used here, or just changed).
+    pub fn budgets(&self, hash: &str) -> Option<KeyBudgets> {
+        let l = self.cache().get(hash).and_then(|c| c.loaded.clone())?;
+        let figures = |id: String, db_spend: f64, mark: i64, max_budget: Option<f64>| {
+            let spend = self.ledger.spend(&Budgeted {
+                id,
+                db_spend,
+                mark,
+                max_budget,
+            });
+            BudgetFigures { spend, max_budget }
+        };
+        let k = &l.key;
+        Some(KeyBudgets {
+            key: figures(key_id(hash), k.spend, l.marks[0], k.max_budget),
+            user: l.user.as_ref().map(|u| {
+                let f = figures(user_id(&u.user_id), u.spend, l.marks[1], u.max_budget);
+                (u.user_id.clone(), f)
+            }),
+            team: l.team.as_ref().map(|t| {
+                let f = figures(team_id(&t.team_id), t.spend, l.marks[2], t.max_budget);
+                (t.team_id.clone(), t.team_alias.clone(), f)
+            }),
+        })
     }
 
     async fn read(&self, hash: &str) -> Result<Option<Arc<Loaded>>, String> {

@@ -21,7 +21,8 @@ use futures_util::future::BoxFuture;
 use sha2::{Digest, Sha256};
 
 pub use enforcer::{
-    CallInfo, EnforcerSettings, Grant, KeyEnforcer, DEFAULT_CACHE_TTL, DEFAULT_OUTPUT_ESTIMATE,
+    BudgetFigures, CallInfo, EnforcerSettings, Grant, KeyBudgets, KeyEnforcer, DEFAULT_CACHE_TTL,
+    DEFAULT_OUTPUT_ESTIMATE,
 };
 pub use ledger::{to_nano, Ledger};
 pub use limits::Limits;

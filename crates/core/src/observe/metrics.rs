@@ -10,14 +10,17 @@
 //! Recording is cheap: the metric handles for one combination of labels
 //! (deployment, requested model, caller, outcome) are resolved once and kept
 //! in a per-thread cache, so a call costs a hash lookup and a few atomic
-//! adds, with no lock shared by every request. Deployment state, in-flight
-//! requests and process figures are read when the endpoint is scraped.
+//! adds, with no lock shared by every request. The retry loop reports each
+//! upstream attempt the same way ([`Metrics::attempt`]): deployment
+//! successes, failures, cooldowns and state. Budgets, cooldowns learned from
+//! other instances, in-flight requests and process figures are read when the
+//! endpoint is scraped.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -26,10 +29,11 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
 use crate::auth::Principal;
+use crate::cache::{CacheMode, CacheSettings, CallKind};
 use crate::meter::{CallRecord, CallSink, CallType};
 use crate::router::health::DeploymentState;
 use crate::router::Router;
-use crate::Gateway;
+use crate::{Gateway, GatewayError};
 
 use super::process::{self, ProcessStats};
 
@@ -37,6 +41,12 @@ use super::process::{self, ProcessStats};
 pub const LATENCY_BUCKETS: &[f64] = &[
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 420.0,
     600.0,
+];
+
+/// The Python client's default histogram buckets, which LiteLLM keeps for
+/// `litellm_deployment_latency_per_output_token`.
+pub const DEFAULT_BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
 ];
 
 /// The value LiteLLM records for a requested model no group answers to.
@@ -54,6 +64,10 @@ type FloatGauge = Gauge<f64, AtomicU64>;
 
 fn latency_histogram() -> Histogram {
     Histogram::new(LATENCY_BUCKETS.iter().copied())
+}
+
+fn default_histogram() -> Histogram {
+    Histogram::new(DEFAULT_BUCKETS.iter().copied())
 }
 
 // Label names, in LiteLLM's order (`PrometheusMetricLabels`, with `org_id`
@@ -217,6 +231,24 @@ const REMAINING: &[&str] = &[
     "model_id",
 ];
 const DEPLOYMENT_STATE: &[&str] = &["litellm_model_name", "model_id", "api_base", "api_provider"];
+const COOLED_DOWN: &[&str] = &[
+    "litellm_model_name",
+    "model_id",
+    "api_base",
+    "api_provider",
+    "exception_status",
+];
+const LATENCY_PER_TOKEN: &[&str] = &[
+    "model_group",
+    "litellm_model_name",
+    "model_id",
+    "api_base",
+    "api_provider",
+    "hashed_api_key",
+    "api_key_alias",
+    "team",
+    "team_alias",
+];
 const CACHE_LABELS: &[&str] = &[
     "model",
     "hashed_api_key",
@@ -239,6 +271,31 @@ struct DeploymentLabels {
     model: Arc<str>,
     api_base: Arc<str>,
     provider: Arc<str>,
+}
+
+impl DeploymentLabels {
+    /// `litellm_deployment_state`'s labels.
+    fn state_labels(&self) -> Labels {
+        self.named(DEPLOYMENT_STATE, &self.model)
+    }
+
+    /// `litellm_deployment_cooled_down`'s labels but `exception_status`.
+    /// LiteLLM's cooldown callback puts the model group's name in
+    /// `litellm_model_name`, not the upstream model.
+    fn cooled_labels(&self) -> Labels {
+        self.named(&COOLED_DOWN[..4], &self.group)
+    }
+
+    /// `names` (model name, id, API base, provider, in that order) with
+    /// `model` as the model name.
+    fn named(&self, names: &[&'static str], model: &Arc<str>) -> Labels {
+        let values = [model, &self.model_id, &self.api_base, &self.provider];
+        names
+            .iter()
+            .zip(values)
+            .map(|(n, v)| (*n, Arc::clone(v)))
+            .collect()
+    }
 }
 
 /// Every label value of one call.
@@ -306,12 +363,31 @@ struct Handles {
     api_latency: Option<Histogram>,
     ttft: Option<Histogram>,
     cache_hits: Option<Counter>,
+    cached_tokens: Option<Counter>,
+    /// Only where the response cache was on for the call's kind.
+    cache_misses: Option<Counter>,
     /// With a deployment only.
-    deployment_total: Option<Counter>,
-    deployment_success: Option<Counter>,
-    deployment_failure: Option<Counter>,
+    latency_per_token: Option<Histogram>,
     remaining_requests: Option<Gauge>,
     remaining_tokens: Option<Gauge>,
+}
+
+/// The counters one upstream attempt adds to.
+struct AttemptHandles {
+    total: Counter,
+    /// `litellm_deployment_success_responses` or `_failure_responses`.
+    outcome: Counter,
+}
+
+/// What identifies an [`AttemptHandles`] in the per-thread cache.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+struct AttemptKey {
+    instance: u64,
+    deployment: usize,
+    requested: Option<usize>,
+    status: u16,
+    class: &'static str,
+    caller: u64,
 }
 
 /// What identifies a [`Handles`] in the per-thread cache.
@@ -333,10 +409,15 @@ thread_local! {
     /// Per-thread handle cache; entries carry the caller they were made for,
     /// so a hash collision is detected and never mislabels a call.
     static CACHE: RefCell<HashMap<Key, (CallerId, Arc<Handles>)>> = RefCell::new(HashMap::new());
+    /// The same for upstream attempts.
+    static ATTEMPTS: RefCell<HashMap<AttemptKey, (CallerId, AttemptHandles)>> =
+        RefCell::new(HashMap::new());
 }
 
 /// Most cached label combinations per thread; past it the cache is cleared.
 const CACHE_LIMIT: usize = 4096;
+/// Most virtual keys whose budgets are reported.
+const BUDGET_KEYS_LIMIT: usize = 10_000;
 
 static INSTANCES: AtomicU64 = AtomicU64::new(0);
 
@@ -362,6 +443,15 @@ pub struct Metrics {
     hasher: std::collections::hash_map::RandomState,
     deployments: Vec<DeploymentLabels>,
     by_id: HashMap<String, usize>,
+    /// The router's deployment slot → index in `deployments`.
+    by_slot: Vec<Option<usize>>,
+    /// `litellm_deployment_state` of each deployment, by index.
+    state: Vec<Gauge>,
+    /// Bit `call_type as u8`: a successful call of that kind not answered
+    /// from the cache counts as a cache miss.
+    miss_kinds: u8,
+    /// Virtual keys seen (hash → alias), whose budgets are read at scrape.
+    budget_keys: Mutex<HashMap<String, Arc<str>>>,
     /// Configured group names, aliases and wildcard patterns.
     names: HashMap<String, usize>,
     name_values: Vec<Arc<str>>,
@@ -381,12 +471,22 @@ pub struct Metrics {
     api_latency: Hist,
     ttft: Hist,
     cache_hits: Family<Labels, Counter>,
+    cache_misses: Family<Labels, Counter>,
+    cached_tokens: Family<Labels, Counter>,
     deployment_total: Family<Labels, Counter>,
     deployment_success: Family<Labels, Counter>,
     deployment_failure: Family<Labels, Counter>,
+    deployment_cooled_down: Family<Labels, Counter>,
+    latency_per_token: Hist,
     remaining_requests: Family<Labels, Gauge>,
     remaining_tokens: Family<Labels, Gauge>,
     deployment_state: Family<Labels, Gauge>,
+    remaining_team_budget: Family<Labels, FloatGauge>,
+    team_max_budget: Family<Labels, FloatGauge>,
+    remaining_key_budget: Family<Labels, FloatGauge>,
+    key_max_budget: Family<Labels, FloatGauge>,
+    remaining_user_budget: Family<Labels, FloatGauge>,
+    user_max_budget: Family<Labels, FloatGauge>,
     in_flight: Gauge,
     process: process::Gauges,
 }
@@ -408,6 +508,7 @@ impl Metrics {
     pub fn new<'a>(router: &Router, aliases: impl IntoIterator<Item = &'a String>) -> Self {
         let mut deployments = Vec::new();
         let mut by_id = HashMap::new();
+        let mut by_slot = Vec::new();
         for d in router.all() {
             let (model, api_base, provider) = match &d.target {
                 Some(t) => (t.model.as_str(), t.api_base.as_str(), t.provider.as_str()),
@@ -420,6 +521,10 @@ impl Metrics {
                 }
             };
             by_id.insert(d.id.clone(), deployments.len());
+            if by_slot.len() <= d.index {
+                by_slot.resize(d.index + 1, None);
+            }
+            by_slot[d.index] = Some(deployments.len());
             deployments.push(DeploymentLabels {
                 model_id: d.id.as_str().into(),
                 group: d.model_name.as_str().into(),
@@ -451,12 +556,22 @@ impl Metrics {
                 });
             }
         }
+        let deployment_state: Family<Labels, Gauge> = Family::default();
+        // Every deployment is reported from the start, healthy.
+        let state = deployments
+            .iter()
+            .map(|l| deployment_state.get_or_create_owned(&l.state_labels()))
+            .collect();
         let mut m = Self {
             instance: INSTANCES.fetch_add(1, Ordering::Relaxed),
             registry: Registry::default(),
             hasher: Default::default(),
             deployments,
             by_id,
+            by_slot,
+            state,
+            miss_kinds: 0,
+            budget_keys: Mutex::new(HashMap::new()),
             names,
             name_values,
             name_providers,
@@ -473,17 +588,49 @@ impl Metrics {
             api_latency: hist(),
             ttft: hist(),
             cache_hits: Family::default(),
+            cache_misses: Family::default(),
+            cached_tokens: Family::default(),
             deployment_total: Family::default(),
             deployment_success: Family::default(),
             deployment_failure: Family::default(),
+            deployment_cooled_down: Family::default(),
+            latency_per_token: Family::new_with_constructor(default_histogram),
             remaining_requests: Family::default(),
             remaining_tokens: Family::default(),
-            deployment_state: Family::default(),
+            deployment_state,
+            remaining_team_budget: Family::default(),
+            team_max_budget: Family::default(),
+            remaining_key_budget: Family::default(),
+            key_max_budget: Family::default(),
+            remaining_user_budget: Family::default(),
+            user_max_budget: Family::default(),
             in_flight: Gauge::default(),
             process: process::Gauges::default(),
         };
         m.register();
         m
+    }
+
+    /// Count cache misses for the call kinds the response cache answers
+    /// (`litellm_settings.cache` in `default_on` mode; with `default_off`
+    /// only requests that opt in use it, which a record does not tell).
+    pub fn with_cache(mut self, cache: Option<&CacheSettings>) -> Self {
+        self.miss_kinds = 0;
+        if let Some(c) = cache.filter(|c| c.mode == CacheMode::DefaultOn) {
+            for t in [
+                CallType::Chat,
+                CallType::Completion,
+                CallType::Embedding,
+                CallType::Messages,
+                CallType::Responses,
+                CallType::GenerateContent,
+            ] {
+                if CallKind::of(t).is_some_and(|k| c.call_types.contains(&k)) {
+                    self.miss_kinds |= 1 << (t as u8);
+                }
+            }
+        }
+        self
     }
 
     fn register(&mut self) {
@@ -544,6 +691,16 @@ impl Metrics {
             self.cache_hits.clone(),
         );
         r.register(
+            "litellm_cache_misses_metric",
+            "Total number of LiteLLM cache misses",
+            self.cache_misses.clone(),
+        );
+        r.register(
+            "litellm_cached_tokens_metric",
+            "Total tokens served from LiteLLM cache",
+            self.cached_tokens.clone(),
+        );
+        r.register(
             "litellm_deployment_total_requests",
             "LLM Deployment Analytics - Total number of LLM API calls via litellm - success + failure",
             self.deployment_total.clone(),
@@ -557,6 +714,16 @@ impl Metrics {
             "litellm_deployment_failure_responses",
             "LLM Deployment Analytics - Total number of failed LLM API calls for a specific LLM deploymeny. exception_status is the status of the exception from the llm api",
             self.deployment_failure.clone(),
+        );
+        r.register(
+            "litellm_deployment_cooled_down",
+            "LLM Deployment Analytics - Number of times a deployment has been cooled down by LiteLLM load balancing logic. exception_status is the status of the exception that caused the deployment to be cooled down",
+            self.deployment_cooled_down.clone(),
+        );
+        r.register(
+            "litellm_deployment_latency_per_output_token",
+            "LLM Deployment Analytics - Latency per output token",
+            self.latency_per_token.clone(),
         );
         r.register(
             "litellm_remaining_requests_metric",
@@ -576,12 +743,32 @@ impl Metrics {
         r.register(
             "litellm_remaining_team_budget_metric",
             "Remaining budget for team",
-            Family::<Labels, FloatGauge>::default(),
+            self.remaining_team_budget.clone(),
+        );
+        r.register(
+            "litellm_team_max_budget_metric",
+            "Maximum budget set for team",
+            self.team_max_budget.clone(),
         );
         r.register(
             "litellm_remaining_api_key_budget_metric",
             "Remaining budget for api key",
-            Family::<Labels, FloatGauge>::default(),
+            self.remaining_key_budget.clone(),
+        );
+        r.register(
+            "litellm_api_key_max_budget_metric",
+            "Maximum budget set for api key",
+            self.key_max_budget.clone(),
+        );
+        r.register(
+            "litellm_remaining_user_budget_metric",
+            "Remaining budget for user",
+            self.remaining_user_budget.clone(),
+        );
+        r.register(
+            "litellm_user_max_budget_metric",
+            "Maximum budget set for user",
+            self.user_max_budget.clone(),
         );
         r.register(
             "litellm_in_flight_requests",
@@ -592,9 +779,14 @@ impl Metrics {
     }
 
     fn requested(&self, rec: &CallRecord) -> Option<usize> {
+        self.name_index(&rec.requested_model, &rec.meta.model_group)
+    }
+
+    /// The configured name a call was asked for, else the group it went to.
+    fn name_index(&self, requested: &str, group: &str) -> Option<usize> {
         self.names
-            .get(rec.requested_model.as_str())
-            .or_else(|| self.names.get(rec.meta.model_group.as_str()))
+            .get(requested)
+            .or_else(|| self.names.get(group))
             .copied()
     }
 
@@ -645,12 +837,6 @@ impl Metrics {
         if let Some(c) = &h.proxy_failed {
             c.inc();
         }
-        if let Some(c) = &h.deployment_total {
-            c.inc();
-        }
-        if let Some(c) = &h.deployment_failure {
-            c.inc();
-        }
         if rec.error.is_some() {
             return;
         }
@@ -660,7 +846,6 @@ impl Metrics {
             }
         };
         inc(&h.requests, 1);
-        inc(&h.deployment_success, 1);
         if let Some(s) = &h.spend {
             s.inc_by(if rec.cost.is_finite() && rec.cost > 0.0 {
                 rec.cost
@@ -679,24 +864,31 @@ impl Metrics {
         inc(&h.total_tokens, total);
         inc(&h.input_tokens, input);
         inc(&h.output_tokens, output);
-        if rec.cache_hit {
-            inc(&h.cache_hits, 1);
-        }
+        inc(&h.cache_hits, 1);
+        inc(&h.cached_tokens, total);
+        inc(&h.cache_misses, 1);
         let total_secs = rec.latency.as_secs_f64();
         if let Some(t) = &h.total_latency {
             t.observe(total_secs);
         }
+        // A stream's upstream call lasts until its last chunk.
+        let api = if rec.stream || rec.meta.upstream_ms <= 0.0 {
+            total_secs
+        } else {
+            rec.meta.upstream_ms / 1000.0
+        };
         if let Some(t) = &h.api_latency {
-            // A stream's upstream call lasts until its last chunk.
-            let api = if rec.stream || rec.meta.upstream_ms <= 0.0 {
-                total_secs
-            } else {
-                rec.meta.upstream_ms / 1000.0
-            };
             t.observe(api);
         }
-        if let (Some(t), Some(ttft), true) = (&h.ttft, rec.time_to_first_token, rec.stream) {
+        let ttft = rec.time_to_first_token.filter(|_| rec.stream);
+        if let (Some(t), Some(ttft)) = (&h.ttft, ttft) {
             t.observe(ttft.as_secs_f64());
+        }
+        // LiteLLM: time to first token for streams, else the API call's
+        // time, over the output tokens.
+        if let (Some(t), true) = (&h.latency_per_token, output > 0) {
+            let latency = ttft.map_or(api, |d| d.as_secs_f64());
+            t.observe(latency / output as f64);
         }
         let set = |g: &Option<Gauge>, v: Option<u64>| {
             if let (Some(g), Some(v)) = (g, v) {
@@ -707,100 +899,204 @@ impl Metrics {
         set(&h.remaining_tokens, rec.meta.remaining_tokens);
     }
 
-    /// Resolve the handles for a label combination (once per combination
-    /// and thread).
-    fn resolve(&self, key: &Key, rec: &CallRecord) -> Handles {
-        let p = rec.principal.as_deref();
+    /// The label values of a call or attempt.
+    fn values(
+        &self,
+        deployment: Option<usize>,
+        requested: Option<usize>,
+        status: u16,
+        class: &str,
+        p: Option<&Principal>,
+        call_type: CallType,
+    ) -> Values {
         let s = |v: Option<&String>| {
             v.map_or_else(|| Arc::clone(&self.none), |v| Arc::from(v.as_str()))
         };
-        let deployment = key.deployment.map(|i| self.deployments[i].clone());
+        let deployment = deployment.map(|i| self.deployments[i].clone());
         let provider = match &deployment {
             Some(d) => Some(Arc::clone(&d.provider)),
-            None => key.requested.and_then(|i| self.name_providers[i].clone()),
+            None => requested.and_then(|i| self.name_providers[i].clone()),
         };
-        let failed = rec.error.is_some();
-        let v = Values {
+        let status_text: Arc<str> = status.to_string().into();
+        Values {
             end_user: Arc::clone(&self.none),
             hashed_api_key: s(p.and_then(|p| p.key_hash.as_ref())),
             api_key_alias: s(p.and_then(|p| p.key_alias.as_ref())),
             team: s(p.and_then(|p| p.team_id.as_ref())),
             team_alias: s(p.and_then(|p| p.team_alias.as_ref())),
             user: s(p.and_then(|p| p.user_id.as_ref())),
-            requested_model: key.requested.map_or_else(
+            requested_model: requested.map_or_else(
                 || Arc::clone(&self.other),
                 |i| Arc::clone(&self.name_values[i]),
             ),
-            status_code: key.status.to_string().into(),
-            exception_status: key.status.to_string().into(),
-            exception_class: exception_class(key.status, key.class, provider.as_deref()).into(),
-            route: route(rec.call_type).into(),
+            status_code: Arc::clone(&status_text),
+            exception_status: status_text,
+            exception_class: exception_class(status, class, provider.as_deref()).into(),
+            route: route(call_type).into(),
             deployment,
             provider,
             none: Arc::clone(&self.none),
-        };
-        let c = |f: &Family<Labels, Counter>, names| f.get_or_create_owned(&v.labels(names));
-        let hi = |f: &Hist, names| f.get_or_create_owned(&v.labels(names));
-        let has_d = v.deployment.is_some();
-        Handles {
-            proxy_total: c(&self.proxy_total, PROXY_TOTAL),
-            proxy_failed: failed.then(|| c(&self.proxy_failed, PROXY_FAILED)),
-            requests: (!failed).then(|| c(&self.requests, REQUESTS)),
-            spend: (!failed).then(|| self.spend.get_or_create_owned(&v.labels(SPEND))),
-            total_tokens: (!failed).then(|| c(&self.total_tokens, TOKENS)),
-            input_tokens: (!failed).then(|| c(&self.input_tokens, TOKENS)),
-            output_tokens: (!failed).then(|| c(&self.output_tokens, TOKENS)),
-            total_latency: (!failed).then(|| hi(&self.total_latency, TOTAL_LATENCY)),
-            api_latency: (!failed && has_d).then(|| hi(&self.api_latency, API_LATENCY)),
-            ttft: (!failed && has_d && rec.stream).then(|| hi(&self.ttft, API_LATENCY)),
-            cache_hits: (!failed && rec.cache_hit).then(|| c(&self.cache_hits, CACHE_LABELS)),
-            deployment_total: has_d.then(|| c(&self.deployment_total, DEPLOYMENT_REQUESTS)),
-            deployment_success: (has_d && !failed)
-                .then(|| c(&self.deployment_success, DEPLOYMENT_REQUESTS)),
-            deployment_failure: (has_d && failed)
-                .then(|| c(&self.deployment_failure, DEPLOYMENT_FAILURES)),
-            remaining_requests: (has_d && !failed && rec.meta.remaining_requests.is_some()).then(
-                || {
-                    self.remaining_requests
-                        .get_or_create_owned(&v.labels(REMAINING))
-                },
-            ),
-            remaining_tokens: (has_d && !failed && rec.meta.remaining_tokens.is_some()).then(
-                || {
-                    self.remaining_tokens
-                        .get_or_create_owned(&v.labels(REMAINING))
-                },
-            ),
         }
     }
 
-    /// The exposition text: read the scrape-time figures (deployment
-    /// health, in-flight requests, process), then encode everything.
+    /// Resolve the handles for a label combination (once per combination
+    /// and thread).
+    fn resolve(&self, key: &Key, rec: &CallRecord) -> Handles {
+        let p = rec.principal.as_deref();
+        self.watch_budgets(p);
+        let v = self.values(
+            key.deployment,
+            key.requested,
+            key.status,
+            key.class,
+            p,
+            rec.call_type,
+        );
+        let failed = rec.error.is_some();
+        let c = |f: &Family<Labels, Counter>, names| f.get_or_create_owned(&v.labels(names));
+        let hi = |f: &Hist, names| f.get_or_create_owned(&v.labels(names));
+        let has_d = v.deployment.is_some();
+        let ok = !failed;
+        let missed = ok && !rec.cache_hit && self.miss_kinds & (1 << key.call_type) != 0;
+        Handles {
+            proxy_total: c(&self.proxy_total, PROXY_TOTAL),
+            proxy_failed: failed.then(|| c(&self.proxy_failed, PROXY_FAILED)),
+            requests: ok.then(|| c(&self.requests, REQUESTS)),
+            spend: ok.then(|| self.spend.get_or_create_owned(&v.labels(SPEND))),
+            total_tokens: ok.then(|| c(&self.total_tokens, TOKENS)),
+            input_tokens: ok.then(|| c(&self.input_tokens, TOKENS)),
+            output_tokens: ok.then(|| c(&self.output_tokens, TOKENS)),
+            total_latency: ok.then(|| hi(&self.total_latency, TOTAL_LATENCY)),
+            api_latency: (ok && has_d).then(|| hi(&self.api_latency, API_LATENCY)),
+            ttft: (ok && has_d && rec.stream).then(|| hi(&self.ttft, API_LATENCY)),
+            cache_hits: (ok && rec.cache_hit).then(|| c(&self.cache_hits, CACHE_LABELS)),
+            cached_tokens: (ok && rec.cache_hit).then(|| c(&self.cached_tokens, CACHE_LABELS)),
+            cache_misses: missed.then(|| c(&self.cache_misses, CACHE_LABELS)),
+            latency_per_token: (ok && has_d)
+                .then(|| hi(&self.latency_per_token, LATENCY_PER_TOKEN)),
+            remaining_requests: (has_d && ok && rec.meta.remaining_requests.is_some()).then(|| {
+                self.remaining_requests
+                    .get_or_create_owned(&v.labels(REMAINING))
+            }),
+            remaining_tokens: (has_d && ok && rec.meta.remaining_tokens.is_some()).then(|| {
+                self.remaining_tokens
+                    .get_or_create_owned(&v.labels(REMAINING))
+            }),
+        }
+    }
+
+    /// Remember a virtual key, so its budgets are reported at scrape time
+    /// (called once per label combination and thread, not per call).
+    fn watch_budgets(&self, p: Option<&Principal>) {
+        let Some((hash, p)) = p.and_then(|p| p.key_hash.as_ref().map(|h| (h, p))) else {
+            return;
+        };
+        let mut keys = self.budget_keys.lock().unwrap_or_else(|e| e.into_inner());
+        if keys.len() < BUDGET_KEYS_LIMIT && !keys.contains_key(hash) {
+            let alias = p
+                .key_alias
+                .as_deref()
+                .map_or_else(|| Arc::clone(&self.none), Arc::from);
+            keys.insert(hash.clone(), alias);
+        }
+    }
+
+    /// One upstream attempt on the deployment in router slot `slot` ended:
+    /// `failure` is its error and whether it started a cooldown. Counts
+    /// `litellm_deployment_total_requests` and `_success_responses` or
+    /// `_failure_responses`, sets `litellm_deployment_state` (0 after a
+    /// success, 1 after a failure, 2 after a cooldown, as LiteLLM) and
+    /// counts `litellm_deployment_cooled_down`. A hash lookup and a few
+    /// atomic adds; labels are built once per combination and thread.
+    pub fn attempt(
+        &self,
+        slot: usize,
+        requested: &str,
+        group: &str,
+        principal: Option<&Principal>,
+        failure: Option<(&GatewayError, bool)>,
+    ) {
+        let Some(dep) = self.by_slot.get(slot).copied().flatten() else {
+            return;
+        };
+        let (status, class) = failure.map_or((200, ""), |(e, _)| (e.status(), e.label()));
+        let caller = caller_of(principal);
+        let key = AttemptKey {
+            instance: self.instance,
+            deployment: dep,
+            requested: self.name_index(requested, group),
+            status,
+            class,
+            caller: self.caller_hash(&caller),
+        };
+        let resolve = || {
+            let v = self.values(
+                Some(dep),
+                key.requested,
+                status,
+                class,
+                principal,
+                CallType::Chat,
+            );
+            let (family, names) = match failure {
+                None => (&self.deployment_success, DEPLOYMENT_REQUESTS),
+                Some(_) => (&self.deployment_failure, DEPLOYMENT_FAILURES),
+            };
+            AttemptHandles {
+                total: self
+                    .deployment_total
+                    .get_or_create_owned(&v.labels(DEPLOYMENT_REQUESTS)),
+                outcome: family.get_or_create_owned(&v.labels(names)),
+            }
+        };
+        let count = |h: &AttemptHandles| {
+            h.total.inc();
+            h.outcome.inc();
+        };
+        ATTEMPTS.with(|c| {
+            let mut c = c.borrow_mut();
+            match c.get(&key) {
+                Some((id, h)) if id.iter().map(Option::as_deref).eq(caller.iter().copied()) => {
+                    count(h)
+                }
+                Some(_) => count(&resolve()),
+                None => {
+                    if c.len() >= CACHE_LIMIT {
+                        c.clear();
+                    }
+                    let h = resolve();
+                    count(&h);
+                    c.insert(key, (caller.map(|v| v.map(str::to_owned)), h));
+                }
+            }
+        });
+        let state = match failure {
+            None => 0,
+            Some((_, false)) => 1,
+            Some((_, true)) => 2,
+        };
+        self.state[dep].set(state);
+        if state == 2 {
+            let mut labels = self.deployments[dep].cooled_labels();
+            labels.push(("exception_status", status.to_string().into()));
+            self.deployment_cooled_down.get_or_create(&labels).inc();
+        }
+    }
+
+    /// The exposition text: read the scrape-time figures (cooldowns other
+    /// instances reported, budgets, in-flight requests, process), then
+    /// encode everything.
     pub fn render(&self, gw: &Gateway) -> String {
         let now = tokio::time::Instant::now();
-        for d in gw.router.all() {
-            let Some(&i) = self.by_id.get(&d.id) else {
-                continue;
-            };
-            let l = &self.deployments[i];
-            let state = match gw.health.state(d.index, now) {
-                DeploymentState::Healthy => 0,
-                DeploymentState::Probation => 1,
-                DeploymentState::CoolingDown { .. } => 2,
-            };
-            let labels: Labels = DEPLOYMENT_STATE
-                .iter()
-                .map(|n| {
-                    let v = match *n {
-                        "litellm_model_name" => &l.model,
-                        "model_id" => &l.model_id,
-                        "api_base" => &l.api_base,
-                        _ => &l.provider,
-                    };
-                    (*n, Arc::clone(v))
-                })
-                .collect();
-            self.deployment_state.get_or_create(&labels).set(state);
+        for (slot, i) in self.by_slot.iter().enumerate() {
+            if let Some(&i) = i.as_ref() {
+                if let DeploymentState::CoolingDown { .. } = gw.health.state(slot, now) {
+                    self.state[i].set(2);
+                }
+            }
+        }
+        if let Some(keys) = &gw.keys {
+            self.set_budgets(keys);
         }
         self.in_flight
             .set(i64::try_from(gw.in_flight.load(Ordering::Relaxed)).unwrap_or(i64::MAX));
@@ -809,7 +1105,73 @@ impl Metrics {
         if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
             tracing::warn!("encoding /metrics failed");
         }
+        // The encoder writes an infinite gauge (no budget) as `inf`;
+        // OpenMetrics and LiteLLM's client write `+Inf`.
+        if out.contains(" inf\n") {
+            out = out.replace(" inf\n", " +Inf\n");
+        }
         out
+    }
+
+    /// The budget gauges of every virtual key seen, and of its user and
+    /// team, as the key enforcer knows them now. Without a `max_budget`
+    /// the remaining budget is `+Inf` and the max-budget gauge is not set,
+    /// as in LiteLLM.
+    fn set_budgets(&self, keys: &crate::keys::KeyEnforcer) {
+        let watched: Vec<(String, Arc<str>)> = self
+            .budget_keys
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(h, a)| (h.clone(), Arc::clone(a)))
+            .collect();
+        let remaining =
+            |f: &crate::keys::BudgetFigures| f.max_budget.map_or(f64::INFINITY, |m| m - f.spend);
+        let set = |remaining_family: &Family<Labels, FloatGauge>,
+                   max_family: &Family<Labels, FloatGauge>,
+                   labels: Labels,
+                   f: &crate::keys::BudgetFigures| {
+            remaining_family.get_or_create(&labels).set(remaining(f));
+            if let Some(m) = f.max_budget {
+                max_family.get_or_create(&labels).set(m);
+            }
+        };
+        for (hash, alias) in watched {
+            let Some(b) = keys.budgets(&hash) else {
+                continue;
+            };
+            let labels = vec![
+                ("hashed_api_key", Arc::from(hash.as_str())),
+                ("api_key_alias", alias),
+            ];
+            set(
+                &self.remaining_key_budget,
+                &self.key_max_budget,
+                labels,
+                &b.key,
+            );
+            if let Some((team, alias, f)) = &b.team {
+                let alias = alias
+                    .as_deref()
+                    .map_or_else(|| Arc::clone(&self.none), Arc::from);
+                let labels = vec![("team", Arc::from(team.as_str())), ("team_alias", alias)];
+                set(
+                    &self.remaining_team_budget,
+                    &self.team_max_budget,
+                    labels,
+                    f,
+                );
+            }
+            if let Some((user, f)) = &b.user {
+                let labels = vec![("user", Arc::from(user.as_str()))];
+                set(
+                    &self.remaining_user_budget,
+                    &self.user_max_budget,
+                    labels,
+                    f,
+                );
+            }
+        }
     }
 }
 

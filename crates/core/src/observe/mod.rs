@@ -27,7 +27,10 @@ pub fn setup(config: &Config, router: &Router) -> (Option<Arc<Metrics>>, Sinks) 
         .callbacks
         .iter()
         .any(|c| c == "prometheus")
-        .then(|| Arc::new(Metrics::new(router, config.router.model_group_alias.keys())));
+        .then(|| {
+            let m = Metrics::new(router, config.router.model_group_alias.keys());
+            Arc::new(m.with_cache(config.litellm.cache.as_ref()))
+        });
     if let Some(m) = &metrics {
         sinks.add(Arc::clone(m) as Arc<dyn crate::meter::CallSink>);
     }

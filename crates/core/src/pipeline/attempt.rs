@@ -246,6 +246,10 @@ pub(super) async fn run_group<E: EndpointOp>(
         match result {
             Ok((answer, mut meta)) => {
                 gw.health.record_success(d.index);
+                if let (Some(m), None) = (&gw.metrics, &ctx.pin_deployment) {
+                    let p = ctx.principal.as_deref();
+                    m.attempt(d.index, resolved.requested, resolved.group, p, None);
+                }
                 meta.retries = retries;
                 meta.max_retries = budget;
                 meta.upstream_ms = upstream_ms;
@@ -260,9 +264,10 @@ pub(super) async fn run_group<E: EndpointOp>(
             }
             Err(f) => {
                 failed[i] = true;
+                let mut cooled = None;
                 if let Some(seen) = observed(&f).filter(|_| ctx.pin_deployment.is_none()) {
                     let now = tokio::time::Instant::now();
-                    let cooled = gw.health.record_failure(
+                    cooled = gw.health.record_failure(
                         d.index,
                         &d.id,
                         seen,
@@ -275,6 +280,11 @@ pub(super) async fn run_group<E: EndpointOp>(
                         let (shared, id) = (Arc::clone(shared), d.id.clone());
                         tokio::spawn(async move { shared.set_cooldown(&id, dur).await });
                     }
+                }
+                if let (Some(m), None) = (&gw.metrics, &ctx.pin_deployment) {
+                    let failure = Some((&f.error, cooled.is_some()));
+                    let p = ctx.principal.as_deref();
+                    m.attempt(d.index, resolved.requested, resolved.group, p, failure);
                 }
                 tracing::debug!(group = resolved.group, deployment = %d.id, error = f.error.label(), retryable = f.retryable, "attempt failed");
                 let policy_retries = retry_policy::retries_for(
