@@ -34,6 +34,8 @@ pub struct RequestContext {
     pub meter: Arc<Meter>,
     /// The `Cache-Control` request header (response cache controls).
     pub cache_control: Option<String>,
+    /// The request's OpenTelemetry trace, when `callbacks` names `otel`.
+    pub trace: Option<Arc<crate::observe::otel::RequestTrace>>,
 }
 
 impl RequestContext {
@@ -53,6 +55,7 @@ impl RequestContext {
             avoid_deployment: None,
             tags: Vec::new(),
             cache_control: None,
+            trace: None,
         }
     }
 }

@@ -46,6 +46,8 @@ pub struct Gateway {
     pub sinks: Arc<crate::meter::Sinks>,
     /// The Prometheus registry, when `callbacks` names `prometheus`.
     pub metrics: Option<Arc<crate::observe::Metrics>>,
+    /// The OpenTelemetry trace exporter, when `callbacks` names `otel`.
+    pub otel: Option<Arc<crate::observe::otel::Otel>>,
     /// The response cache (`litellm_settings.cache`), when on.
     pub cache: Option<Arc<crate::cache::Cache>>,
     /// Prices: the built-in table, a user's map, per-deployment overrides.
@@ -66,7 +68,7 @@ impl Gateway {
             .as_ref()
             .map(RedisShared::new)
             .transpose()?;
-        let (metrics, mut sinks) = crate::observe::setup(&config, &router);
+        let (metrics, otel, mut sinks) = crate::observe::setup(&config, &router);
         let pricing = Arc::new(crate::spend::Pricing::new(&config));
         sinks.set_finisher(pricing.finisher());
         Ok(Self {
@@ -84,6 +86,7 @@ impl Gateway {
             shared,
             sinks: Arc::new(sinks),
             metrics,
+            otel,
             cache: config
                 .litellm
                 .cache

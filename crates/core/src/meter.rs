@@ -91,6 +91,8 @@ pub struct CallRecord {
     pub end_user: Option<String>,
     /// Cost in USD, filled in by the gateway's pricing when the call ends.
     pub cost: f64,
+    /// The call's OpenTelemetry trace (`callbacks: ["otel"]` only).
+    pub trace: Option<Arc<crate::observe::otel::RequestTrace>>,
 }
 
 impl CallRecord {
@@ -177,6 +179,11 @@ impl Meter {
         if !sinks.is_empty() {
             let _ = self.sinks.set(Arc::clone(sinks));
         }
+    }
+
+    /// Attach the call's trace (before the meter is bound, unlike `update`).
+    pub fn set_trace(&self, trace: Arc<crate::observe::otel::RequestTrace>) {
+        self.lock().trace = Some(trace);
     }
 
     /// Whether anything will read this record (skip costly bookkeeping if not).

@@ -76,6 +76,10 @@ pub fn build_app(state: AppState) -> Router {
     // key on the other routes (session_layer, below the key check).
     let ui = crate::ui::Ui::new(&state, crate::ui::UiLogin::from_env());
     r = crate::ui::routes(r, ui.clone());
+    if let Some(otel) = state.gw.otel.clone() {
+        // Read by the request-context extractor; absent with otel off.
+        r = r.layer(axum::Extension(otel));
+    }
     r.fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), authenticate))
         .layer(middleware::from_fn_with_state(ui, crate::ui::session_layer))

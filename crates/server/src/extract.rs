@@ -128,6 +128,15 @@ impl<S: Send + Sync> FromRequestParts<S> for Ctx {
             .extensions
             .get::<std::sync::Arc<ferrolite_core::auth::Principal>>()
             .cloned();
+        // With otel on (the layer adds the exporter): the request's trace.
+        if let Some(otel) = parts
+            .extensions
+            .get::<std::sync::Arc<ferrolite_core::observe::otel::Otel>>()
+        {
+            let trace = otel.request(&parts.headers);
+            ctx.meter.set_trace(std::sync::Arc::clone(&trace));
+            ctx.trace = Some(trace);
+        }
         ctx.timeout = header_secs(parts, "x-litellm-timeout")?;
         ctx.stream_timeout = header_secs(parts, "x-litellm-stream-timeout")?;
         ctx.cache_control = parts

@@ -350,6 +350,7 @@ fn main() -> ExitCode {
             store.backend(),
             started.elapsed().as_secs_f64() * 1000.0
         );
+        let otel = gw.otel.clone();
         let state = AppState::new(gw).with_store(store);
         if let Some(port) = cli.prometheus_metrics_port {
             if let Err(code) = serve_metrics_port(&cli.host, port, &state).await {
@@ -359,6 +360,10 @@ fn main() -> ExitCode {
         let served = serve(listener, state, shutdown_signal()).await;
         // In-flight requests are done: write the spend queue out.
         keys.shutdown(std::time::Duration::from_secs(10)).await;
+        // Then the spans of those requests.
+        if let Some(otel) = otel {
+            otel.shutdown(std::time::Duration::from_secs(5)).await;
+        }
         match served {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

@@ -26,6 +26,8 @@ pub struct LitellmSettings {
     pub callbacks: Vec<String>,
     /// `require_auth_for_metrics_endpoint` (LiteLLM's default: true).
     pub require_auth_for_metrics: bool,
+    /// OTLP trace export (`callbacks: ["otel"]` and the `OTEL_*` variables).
+    pub otel: Option<crate::observe::otel::OtelSettings>,
     /// `turn_off_message_logging`: accepted; ferrolite never logs messages.
     pub turn_off_message_logging: bool,
     /// `max_budget` / `budget_duration`: the whole proxy's budget (USD) and
@@ -145,6 +147,7 @@ pub(crate) fn parse_litellm(
         set_verbose: field(m, S, "set_verbose", as_bool, issues).unwrap_or(false),
         cache: None,
         callbacks: callbacks(m, issues, ni),
+        otel: None,
         require_auth_for_metrics: field(m, S, "require_auth_for_metrics_endpoint", as_bool, issues)
             .unwrap_or(true),
         turn_off_message_logging: field(m, S, "turn_off_message_logging", as_bool, issues)

@@ -1,8 +1,10 @@
-//! Observability: Prometheus metrics, process metrics and the one log line
-//! per request. Each is a [`CallSink`](crate::meter::CallSink) or reads the
-//! gateway's state when scraped; none of them sees prompts or answers.
+//! Observability: Prometheus metrics, process metrics, OpenTelemetry traces
+//! and the one log line per request. Each is a
+//! [`CallSink`](crate::meter::CallSink) or reads the gateway's state when
+//! scraped; none of them sees prompts or answers.
 
 pub mod metrics;
+pub mod otel;
 pub mod process;
 pub mod request_log;
 
@@ -16,11 +18,14 @@ pub use metrics::Metrics;
 pub use request_log::RequestLog;
 
 /// The `callbacks` names this version acts on.
-pub const IMPLEMENTED_CALLBACKS: &[&str] = &["prometheus"];
+pub const IMPLEMENTED_CALLBACKS: &[&str] = &["prometheus", "otel"];
 
-/// The metrics registry (when `callbacks` names `prometheus`) and the sinks
-/// every gateway starts with.
-pub fn setup(config: &Config, router: &Router) -> (Option<Arc<Metrics>>, Sinks) {
+/// The metrics registry (when `callbacks` names `prometheus`), the trace
+/// exporter (when it names `otel`) and the sinks every gateway starts with.
+pub fn setup(
+    config: &Config,
+    router: &Router,
+) -> (Option<Arc<Metrics>>, Option<Arc<otel::Otel>>, Sinks) {
     let mut sinks = Sinks::default();
     let metrics = config
         .litellm
@@ -34,10 +39,14 @@ pub fn setup(config: &Config, router: &Router) -> (Option<Arc<Metrics>>, Sinks) 
     if let Some(m) = &metrics {
         sinks.add(Arc::clone(m) as Arc<dyn crate::meter::CallSink>);
     }
+    let otel = config.litellm.otel.as_ref().map(otel::Otel::start);
+    if otel.is_some() {
+        sinks.add(Arc::new(otel::OtelSink));
+    }
     // One INFO line per request, unless INFO is filtered out for it (then the
     // record would be built for nothing).
     if tracing::enabled!(target: request_log::TARGET, tracing::Level::INFO) {
         sinks.add(Arc::new(RequestLog));
     }
-    (metrics, sinks)
+    (metrics, otel, sinks)
 }

@@ -241,7 +241,11 @@ pub(super) async fn run_group<E: EndpointOp>(
         }
         tries[i] += 1;
         let started = Instant::now();
-        let result = attempt(gw, ctx, op, controls, &resolved, d, lease).await;
+        let span = (ctx.trace.as_ref()).map(|t| t.attempt(op.call_type(), d, resolved.group));
+        let result = attempt(gw, ctx, op, controls, &resolved, d, lease, span.as_ref()).await;
+        if let Some(s) = span {
+            s.end(result.as_ref().err().map(|f| &f.error));
+        }
         upstream_ms += started.elapsed().as_secs_f64() * 1000.0;
         match result {
             Ok((answer, mut meta)) => {
@@ -496,6 +500,7 @@ fn target_for<'a>(d: &'a Deployment, resolved: &Resolved<'_>) -> Option<Cow<'a, 
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn attempt<E: EndpointOp>(
     gw: &Gateway,
     ctx: &RequestContext,
@@ -504,6 +509,7 @@ async fn attempt<E: EndpointOp>(
     resolved: &Resolved<'_>,
     d: &Deployment,
     lease: Option<crate::shared::SlotLease>,
+    span: Option<&crate::observe::otel::AttemptSpan>,
 ) -> Result<(Answer<E::Response>, AnswerMeta), Failure> {
     let group = resolved.group;
     let mut meta = AnswerMeta {
@@ -560,9 +566,12 @@ async fn attempt<E: EndpointOp>(
         defaults: d.defaults.as_ref(),
         stream_usage: true,
     };
-    let req = op
+    let mut req = op
         .build(provider, &target, opts)
         .map_err(|e| Failure::fatal(GatewayError::bad_request(e.to_string())))?;
+    if let Some(s) = span {
+        s.inject(&mut req.headers);
+    }
 
     let started = Instant::now();
     let transport = |e: TransportError, after: Duration| match e {
