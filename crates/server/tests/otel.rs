@@ -356,3 +356,25 @@ async fn a_dead_collector_slows_nothing_down() {
     otel.shutdown(Duration::from_millis(500)).await;
     assert!(t.elapsed() < Duration::from_secs(2));
 }
+
+#[tokio::test]
+async fn a_stream_is_traced_when_it_ends() {
+    let up = MockOpenAi::start().await;
+    let (url, mut rx) = receiver().await;
+    let (gw, _) = start(&config(&up.base_url(), true), json_env(&url)).await;
+    let (status, _, frames) = gw
+        .stream(
+            "/v1/chat/completions",
+            json!({"model": "m", "stream": true, "messages": [{"role": "user", "content": "hi"}]}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(frames.last().map(String::as_str), Some("[DONE]"));
+    let got = spans(&mut rx, 2).await;
+    let req = got.iter().find(|s| s["kind"] == 2).unwrap();
+    let att = got.iter().find(|s| s["kind"] == 3).unwrap();
+    assert_eq!(attr(req, "litellm.stream"), true);
+    assert!(attr(req, "litellm.time_to_first_token_ms").is_number());
+    assert_eq!(att["parentSpanId"], req["spanId"]);
+    assert!(up.calls()[0].headers.contains_key("traceparent"));
+}
