@@ -13,7 +13,24 @@ use crate::time::{format_day, parse_duration};
 use crate::{on_db, Result, Store};
 
 /// Rows per INSERT statement (22 parameters each; SQLite allows 32,766).
-const CHUNK: usize = 500;
+/// A batch is cut into chunks of these sizes only, largest first, so the
+/// database sees at most this many distinct statement texts and prepares
+/// each once per connection: preparing a fresh multi-row INSERT for every
+/// batch size cost more than the inserts themselves.
+const CHUNKS: [usize; 5] = [256, 64, 16, 4, 1];
+
+/// Cut `rows` into chunks whose sizes are all in [`CHUNKS`].
+fn fixed_chunks<T>(mut rows: &[T]) -> Vec<&[T]> {
+    let mut out = Vec::new();
+    for size in CHUNKS {
+        while rows.len() >= size {
+            let (head, tail) = rows.split_at(size);
+            out.push(head);
+            rows = tail;
+        }
+    }
+    out
+}
 
 /// The amounts to add, per key hash / user / team, sorted so concurrent
 /// writers lock rows in the same order (no deadlocks on PostgreSQL).
@@ -68,7 +85,7 @@ impl Store {
         let mut inserted = 0usize;
         on_db!(self, p => {
             let mut tx = p.begin().await?;
-            for chunk in rows.chunks(CHUNK) {
+            for chunk in fixed_chunks(&rows) {
                 let mut qb = QueryBuilder::new(format!("INSERT INTO ferrolite_spend_logs ({SPEND_COLS}) "));
                 qb.push_values(chunk, |mut b, r| {
                     b.push_bind(r.request_id.as_str())
@@ -268,5 +285,26 @@ impl Store {
             }))
             .collect::<std::result::Result<_, sqlx::Error>>()
             .map_err(Into::into))
+    }
+}
+
+#[cfg(test)]
+mod chunk_tests {
+    use super::fixed_chunks;
+
+    #[test]
+    fn batches_are_cut_into_a_few_fixed_sizes() {
+        for n in [0usize, 1, 3, 5, 257, 500, 1000, 1023] {
+            let rows: Vec<usize> = (0..n).collect();
+            let chunks = fixed_chunks(&rows);
+            assert_eq!(chunks.iter().map(|c| c.len()).sum::<usize>(), n);
+            assert!(chunks
+                .iter()
+                .all(|c| [256, 64, 16, 4, 1].contains(&c.len())));
+            let flat: Vec<usize> = chunks.concat();
+            assert_eq!(flat, rows, "order kept");
+        }
+        // 500 = 256 + 3×64 + 3×16 + 4
+        assert_eq!(fixed_chunks(&[0u8; 500]).len(), 8);
     }
 }
