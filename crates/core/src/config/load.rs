@@ -293,8 +293,11 @@ pub(crate) fn from_json(
     config.router.redis = parse_redis(&router, &env, &mut issues);
     config.litellm.cache =
         crate::cache::settings::parse(&litellm, &env, &mut issues, &mut config.warnings);
-    config.litellm.otel =
-        crate::observe::otel::settings::parse(&config.litellm.callbacks, &env, &mut config.warnings);
+    config.litellm.otel = crate::observe::otel::settings::parse(
+        &config.litellm.callbacks,
+        &env,
+        &mut config.warnings,
+    );
     config.fallbacks = merge_fallbacks(
         parse_fallbacks(&litellm, "litellm_settings", &mut issues),
         parse_fallbacks(&router, "router_settings", &mut issues),
