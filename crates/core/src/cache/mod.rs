@@ -89,7 +89,9 @@ impl Cache {
                 max_bytes,
                 max_item_bytes,
             } => Store::Memory(MemoryStore::new(*max_bytes, *max_item_bytes)),
-            Backend::Redis { url, timeout } => Store::Redis(redis::RedisStore::new(url, *timeout)?),
+            Backend::Redis { target, timeout } => {
+                Store::Redis(redis::RedisStore::new(target, *timeout)?)
+            }
         };
         Ok(Arc::new(Self {
             settings: settings.clone(),

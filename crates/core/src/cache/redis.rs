@@ -1,18 +1,23 @@
-//! The Redis store. Never in the way of a request: every read is bounded by
-//! a short timeout, writes happen off the request path (and are dropped when
-//! too many are already waiting), and while Redis is unreachable requests
-//! go through uncached. The outage is logged once, and so is the recovery.
+//! The Redis store, on one server or a Redis Cluster (the same code; only
+//! the connection differs). Never in the way of a request: every read is
+//! bounded by a short timeout, writes happen off the request path (and are
+//! dropped when too many are already waiting), and while Redis is
+//! unreachable requests go through uncached. The outage is logged once, and
+//! so is the recovery.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ::redis::aio::ConnectionManager;
+use ::redis::cluster::{ClusterClient, ClusterClientBuilder};
+use ::redis::cluster_async::ClusterConnection;
+use ::redis::{Cmd, FromRedisValue, RedisResult};
 use bytes::Bytes;
 use tokio::sync::{Notify, Semaphore};
 use tokio::time::Instant;
 
-use ferrolite_types::Secret;
+use super::settings::RedisTarget;
 
 /// After a failed connection, wait this long before trying again (requests
 /// in between skip the cache at once).
@@ -22,15 +27,38 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// Writes waiting for Redis at once; more are dropped.
 const MAX_PENDING_WRITES: usize = 256;
 
+/// How to reach Redis.
+enum Client {
+    Single(::redis::Client),
+    Cluster(Box<ClusterClient>),
+}
+
+/// A live connection: both kinds reconnect by themselves (a cluster
+/// connection also follows slot moves) and are cheap to clone.
+#[derive(Clone)]
+enum Link {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl Link {
+    async fn query<T: FromRedisValue>(&mut self, cmd: &Cmd) -> RedisResult<T> {
+        match self {
+            Link::Single(c) => cmd.query_async(c).await,
+            Link::Cluster(c) => cmd.query_async(c).await,
+        }
+    }
+}
+
 #[derive(Default)]
 struct Conn {
-    conn: Option<ConnectionManager>,
+    conn: Option<Link>,
     connecting: bool,
     retry_at: Option<Instant>,
 }
 
 pub struct RedisStore {
-    client: ::redis::Client,
+    client: Client,
     state: Mutex<Conn>,
     connected: Notify,
     /// Bound on every read and write.
@@ -62,11 +90,34 @@ fn decode(v: Vec<u8>) -> Option<(Bytes, Duration)> {
 }
 
 impl RedisStore {
-    pub fn new(url: &Secret, timeout: Duration) -> Result<Arc<Self>, String> {
-        let client = ::redis::Client::open(url.expose()).map_err(|_| {
-            "invalid cache_params: the Redis host / redis_url is not a usable Redis address"
-                .to_owned()
-        })?;
+    pub fn new(target: &RedisTarget, timeout: Duration) -> Result<Arc<Self>, String> {
+        let client = match target {
+            RedisTarget::Single(url) => {
+                Client::Single(::redis::Client::open(url.expose()).map_err(|_| {
+                    "invalid cache_params: the Redis host / redis_url is not a usable Redis address"
+                        .to_owned()
+                })?)
+            }
+            RedisTarget::Cluster {
+                nodes,
+                username,
+                password,
+            } => {
+                let mut b = ClusterClientBuilder::new(nodes.iter().map(String::as_str))
+                    .connection_timeout(CONNECT_TIMEOUT)
+                    .response_timeout(timeout.max(Duration::from_secs(1)))
+                    .retries(1);
+                if let Some(u) = username {
+                    b = b.username(u);
+                }
+                if let Some(p) = password {
+                    b = b.password(p.expose());
+                }
+                Client::Cluster(Box::new(b.build().map_err(|e| {
+                    format!("invalid cache_params.redis_startup_nodes: not a usable Redis Cluster ({e})")
+                })?))
+            }
+        };
         Ok(Arc::new(Self {
             client,
             state: Mutex::new(Conn::default()),
@@ -98,7 +149,7 @@ impl RedisStore {
     /// A connection, if one is ready or comes up within `wait`. Connecting
     /// runs in the background, so a slow connect is never cut short by the
     /// request's bound, and is tried again at most once a second.
-    async fn conn(self: &Arc<Self>, wait: Duration) -> Option<ConnectionManager> {
+    async fn conn(self: &Arc<Self>, wait: Duration) -> Option<Link> {
         let notified = self.connected.notified();
         {
             let mut s = self.lock();
@@ -118,16 +169,23 @@ impl RedisStore {
         self.lock().conn.clone()
     }
 
+    async fn open(&self) -> RedisResult<Link> {
+        match &self.client {
+            Client::Single(client) => {
+                let config = ::redis::aio::ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(CONNECT_TIMEOUT))
+                    .set_response_timeout(Some(self.timeout.max(Duration::from_secs(1))))
+                    .set_number_of_retries(1);
+                ConnectionManager::new_with_config(client.clone(), config)
+                    .await
+                    .map(Link::Single)
+            }
+            Client::Cluster(client) => client.get_async_connection().await.map(Link::Cluster),
+        }
+    }
+
     async fn connect(self: Arc<Self>) {
-        let config = ::redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(CONNECT_TIMEOUT))
-            .set_response_timeout(Some(self.timeout.max(Duration::from_secs(1))))
-            .set_number_of_retries(1);
-        let r = tokio::time::timeout(
-            CONNECT_TIMEOUT,
-            ConnectionManager::new_with_config(self.client.clone(), config),
-        )
-        .await;
+        let r = tokio::time::timeout(CONNECT_TIMEOUT, self.open()).await;
         {
             let mut s = self.lock();
             s.connecting = false;
@@ -158,7 +216,7 @@ impl RedisStore {
         let mut c = self.conn(self.timeout).await?;
         let left = self.timeout.saturating_sub(started.elapsed());
         let cmd = ::redis::cmd("GET").arg(key).clone();
-        match tokio::time::timeout(left, cmd.query_async::<Option<Vec<u8>>>(&mut c)).await {
+        match tokio::time::timeout(left, c.query::<Option<Vec<u8>>>(&cmd)).await {
             Ok(Ok(v)) => {
                 self.recovered();
                 decode(v?)
@@ -193,7 +251,7 @@ impl RedisStore {
                 cmd.arg("PX").arg(ms);
             }
             let write_bound = me.timeout.max(Duration::from_secs(1));
-            match tokio::time::timeout(write_bound, cmd.query_async::<()>(&mut c)).await {
+            match tokio::time::timeout(write_bound, c.query::<()>(&cmd)).await {
                 Ok(Ok(())) => me.recovered(),
                 Ok(Err(e)) => me.outage("write", &e),
                 Err(_) => me.outage("write", &"timed out"),

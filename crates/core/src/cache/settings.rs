@@ -38,12 +38,27 @@ pub enum Backend {
         max_bytes: usize,
         max_item_bytes: usize,
     },
-    /// A Redis server (shared by every instance).
+    /// A Redis server or Redis Cluster (shared by every instance).
     Redis {
-        /// `redis://…`; may carry the password.
-        url: Secret,
+        target: RedisTarget,
         /// Bound on every read (`socket_timeout`).
         timeout: Duration,
+    },
+}
+
+/// Which Redis the cache talks to.
+#[derive(Debug, Clone)]
+pub enum RedisTarget {
+    /// One server: `redis://…`, which may carry the password.
+    Single(Secret),
+    /// A Redis Cluster, found through its startup nodes
+    /// (`redis_startup_nodes`); the other nodes are discovered.
+    Cluster {
+        /// `redis://host:port` (or `rediss://`) per startup node, without
+        /// credentials.
+        nodes: Vec<String>,
+        username: Option<String>,
+        password: Option<Secret>,
     },
 }
 
@@ -234,7 +249,9 @@ pub fn parse(
         .unwrap_or(DEFAULT_REDIS_TIMEOUT);
     let mut backend = match kind.as_str() {
         "local" => None,
-        "redis" => redis_url(p, env, warnings).map(|url| Backend::Redis { url, timeout }),
+        "redis" => {
+            redis_target(p, env, issues, warnings).map(|target| Backend::Redis { target, timeout })
+        }
         other => {
             warnings.push(format!(
                 "litellm_settings.cache_params.type={other} is not supported; using the in-process cache"
@@ -242,7 +259,11 @@ pub fn parse(
             None
         }
     };
-    if let Some(Backend::Redis { url, .. }) = &backend {
+    if let Some(Backend::Redis {
+        target: RedisTarget::Single(url),
+        ..
+    }) = &backend
+    {
         if !(url.expose().starts_with("redis://")
             || url.expose().starts_with("rediss://")
             || url.expose().starts_with("unix://"))
@@ -280,47 +301,129 @@ pub fn parse(
     })
 }
 
-/// The Redis address: `redis_url`/`url`, else `host` + `port` + `password`
-/// (+ `username`), each falling back to the `REDIS_*` variables. `None`
-/// (with a warning) for a Redis Cluster, which is not supported.
-fn redis_url(p: &Map<String, Value>, env: &Env, warnings: &mut Vec<String>) -> Option<Secret> {
+/// The Redis to use. `redis_url`/`url` in `cache_params` wins; then
+/// `redis_startup_nodes` (a Redis Cluster); then `REDIS_URL`; then `host` +
+/// `port`. `username`/`password` fall back to `REDIS_USERNAME` /
+/// `REDIS_PASSWORD`, `host`/`port` to `REDIS_HOST`/`REDIS_PORT`.
+/// `REDIS_CLUSTER_NODES` (JSON, LiteLLM's form) selects a cluster only when
+/// neither a host nor a URL is set anywhere.
+fn redis_target(
+    p: &Map<String, Value>,
+    env: &Env,
+    issues: &mut Vec<ConfigIssue>,
+    warnings: &mut Vec<String>,
+) -> Option<RedisTarget> {
     let get = |k: &str, var: &str| p.get(k).and_then(text).or_else(|| env.get(var));
-    let cluster = p
-        .get("redis_startup_nodes")
-        .is_some_and(|v| v.as_array().is_some_and(|a| !a.is_empty()))
-        || env.get("REDIS_CLUSTER_NODES").is_some();
-    let url = p
-        .get("redis_url")
-        .or_else(|| p.get("url"))
-        .and_then(text)
-        .or_else(|| env.get("REDIS_URL"));
-    if let Some(u) = url {
-        return Some(Secret::new(u));
-    }
-    let host = get("host", "REDIS_HOST");
-    if cluster && host.is_none() {
-        warnings.push(
-            "litellm_settings.cache_params.redis_startup_nodes: Redis Cluster is not supported; using the in-process cache"
-                .to_owned(),
-        );
-        return None;
-    }
-    let host = host.unwrap_or_else(|| "127.0.0.1".to_owned());
-    let port = get("port", "REDIS_PORT").unwrap_or_else(|| "6379".to_owned());
-    let scheme = if flag(p.get("ssl")).unwrap_or(false)
+    let tls = flag(p.get("ssl")).unwrap_or(false)
         || env
             .get("REDIS_SSL")
-            .is_some_and(|s| s.eq_ignore_ascii_case("true"))
-    {
-        "rediss"
-    } else {
-        "redis"
+            .is_some_and(|s| s.eq_ignore_ascii_case("true"));
+    let scheme = if tls { "rediss" } else { "redis" };
+    let user = get("username", "REDIS_USERNAME");
+    let password = get("password", "REDIS_PASSWORD");
+    let params_url = p.get("redis_url").or_else(|| p.get("url")).and_then(text);
+    let params_nodes = p
+        .get("redis_startup_nodes")
+        .filter(|v| !v.is_null() && v.as_array().is_none_or(|a| !a.is_empty()));
+    if let Some(u) = params_url {
+        if params_nodes.is_some() {
+            warnings.push(
+                "litellm_settings.cache_params: redis_url is set, so redis_startup_nodes is ignored"
+                    .to_owned(),
+            );
+        }
+        return Some(RedisTarget::Single(Secret::new(u)));
+    }
+    let host = p.get("host").and_then(text);
+    let env_nodes = || {
+        env.get("REDIS_CLUSTER_NODES")
+            .filter(|_| host.is_none() && env.get("REDIS_URL").is_none())
+            .filter(|_| env.get("REDIS_HOST").is_none())
     };
-    let user = get("username", "REDIS_USERNAME").unwrap_or_default();
-    Some(Secret::new(match get("password", "REDIS_PASSWORD") {
+    let nodes = match (params_nodes, env_nodes()) {
+        (Some(v), _) => Some(("redis_startup_nodes", v.clone())),
+        (None, Some(raw)) => match serde_json::from_str::<Value>(&raw) {
+            Ok(v) => Some(("REDIS_CLUSTER_NODES", v)),
+            Err(_) => {
+                issue(
+                    issues,
+                    "redis_startup_nodes",
+                    "REDIS_CLUSTER_NODES is not JSON; expected [{\"host\": ..., \"port\": ...}, ...]",
+                );
+                return None;
+            }
+        },
+        (None, None) => None,
+    };
+    if let Some((from, v)) = nodes {
+        let nodes = startup_nodes(&v, scheme).map_err(|m| {
+            let m = if from == "REDIS_CLUSTER_NODES" {
+                format!("REDIS_CLUSTER_NODES: {m}")
+            } else {
+                m
+            };
+            issue(issues, "redis_startup_nodes", m);
+        });
+        return nodes.ok().map(|nodes| RedisTarget::Cluster {
+            nodes,
+            username: user,
+            password: password.map(Secret::new),
+        });
+    }
+    if let Some(u) = env.get("REDIS_URL") {
+        return Some(RedisTarget::Single(Secret::new(u)));
+    }
+    let host = host
+        .or_else(|| env.get("REDIS_HOST"))
+        .unwrap_or_else(|| "127.0.0.1".to_owned());
+    let port = get("port", "REDIS_PORT").unwrap_or_else(|| "6379".to_owned());
+    let user = user.unwrap_or_default();
+    Some(RedisTarget::Single(Secret::new(match password {
         Some(pw) => format!("{scheme}://{user}:{pw}@{host}:{port}"),
         None => format!("{scheme}://{host}:{port}"),
-    }))
+    })))
+}
+
+/// LiteLLM's `redis_startup_nodes`: a list of `{"host": ..., "port": ...}`
+/// (the port a number or a string; 6379 when absent). `host:port` strings
+/// are accepted too.
+fn startup_nodes(v: &Value, scheme: &str) -> Result<Vec<String>, String> {
+    let expected = "expected a list of {host, port}";
+    let list = v.as_array().ok_or_else(|| expected.to_owned())?;
+    let mut out = Vec::with_capacity(list.len());
+    for n in list {
+        let (host, port) = match n {
+            Value::Object(o) => (
+                o.get("host").and_then(text),
+                o.get("port")
+                    .and_then(text)
+                    .unwrap_or_else(|| "6379".into()),
+            ),
+            Value::String(s) => match s.trim().rsplit_once(':') {
+                Some((h, p)) => (Some(h.to_owned()), p.to_owned()),
+                None => (Some(s.trim().to_owned()), "6379".into()),
+            },
+            _ => (None, String::new()),
+        };
+        let host = host
+            .filter(|h| !h.is_empty())
+            .ok_or_else(|| format!("{expected}; a node has no host"))?;
+        let port: u16 = port
+            .parse()
+            .ok()
+            .filter(|p| *p > 0)
+            .ok_or_else(|| format!("{expected}; node {host} has an invalid port"))?;
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        out.push(if host.contains(':') {
+            format!("{scheme}://[{host}]:{port}")
+        } else {
+            format!("{scheme}://{host}:{port}")
+        });
+    }
+    if out.is_empty() {
+        return Err(format!("{expected}; the list is empty"));
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -384,7 +487,10 @@ mod tests {
         .0
         .unwrap();
         match &s.backend {
-            Backend::Redis { url, timeout } => {
+            Backend::Redis {
+                target: RedisTarget::Single(url),
+                timeout,
+            } => {
                 assert_eq!(url.expose(), "redis://:pw@h:7000");
                 assert_eq!(*timeout, Duration::from_millis(50));
             }
@@ -398,18 +504,122 @@ mod tests {
         let s = run(json!({"cache": true}), &[("REDIS_URL", "redis://e:1")])
             .0
             .unwrap();
-        assert!(matches!(&s.backend, Backend::Redis { url, .. } if url.expose() == "redis://e:1"));
+        assert!(
+            matches!(&s.backend, Backend::Redis { target: RedisTarget::Single(url), .. } if url.expose() == "redis://e:1")
+        );
         assert_eq!(s.ttl, None);
     }
 
+    fn cluster(s: &CacheSettings) -> (&[String], Option<&str>, Option<&str>) {
+        match &s.backend {
+            Backend::Redis {
+                target:
+                    RedisTarget::Cluster {
+                        nodes,
+                        username,
+                        password,
+                    },
+                ..
+            } => (
+                nodes,
+                username.as_deref(),
+                password.as_ref().map(Secret::expose),
+            ),
+            b => panic!("{b:?}"),
+        }
+    }
+
     #[test]
-    fn cluster_and_unknown_types_fall_back_to_memory_with_a_warning() {
+    fn startup_nodes_select_a_cluster() {
+        // LiteLLM's form: a list of {host, port}, the port a string or a number.
+        let (s, i, w) = run(
+            json!({"cache": true, "cache_params": {"type": "redis", "password": "pw", "redis_startup_nodes": [{"host": "127.0.0.1", "port": "7001"}, {"host": "b", "port": 7002}, {"host": "::1", "port": 7003}]}}),
+            &[("REDIS_URL", "redis://env:1")],
+        );
+        assert!(i.is_empty() && w.is_empty(), "{i:?} {w:?}");
+        let s = s.unwrap();
+        let (nodes, user, pw) = cluster(&s);
+        assert_eq!(
+            nodes,
+            [
+                "redis://127.0.0.1:7001",
+                "redis://b:7002",
+                "redis://[::1]:7003"
+            ]
+        );
+        assert_eq!((user, pw), (None, Some("pw")));
+        assert_eq!(s.ttl, None, "no expiry by default, as a single Redis");
+        // From the environment (JSON, as LiteLLM), with the password there too.
+        let s = run(
+            json!({"cache": true, "cache_params": {"type": "redis", "ssl": true}}),
+            &[
+                ("REDIS_CLUSTER_NODES", r#"[{"host": "n1", "port": "7000"}]"#),
+                ("REDIS_PASSWORD", "envpw"),
+                ("REDIS_USERNAME", "u"),
+            ],
+        )
+        .0
+        .unwrap();
+        assert_eq!(
+            cluster(&s),
+            (
+                &["rediss://n1:7000".to_owned()][..],
+                Some("u"),
+                Some("envpw")
+            )
+        );
+        // A host set anywhere wins over REDIS_CLUSTER_NODES.
+        let s = run(
+            json!({"cache": true, "cache_params": {"host": "h"}}),
+            &[("REDIS_CLUSTER_NODES", r#"[{"host": "n1", "port": 1}]"#)],
+        )
+        .0
+        .unwrap();
+        assert!(
+            matches!(&s.backend, Backend::Redis { target: RedisTarget::Single(u), .. } if u.expose() == "redis://h:6379")
+        );
+    }
+
+    #[test]
+    fn a_redis_url_wins_over_startup_nodes_with_a_warning() {
         let (s, _, w) = run(
-            json!({"cache": true, "cache_params": {"type": "redis", "redis_startup_nodes": [{"host": "a", "port": 1}]}}),
+            json!({"cache": true, "cache_params": {"redis_url": "redis://u:1", "redis_startup_nodes": [{"host": "a", "port": 1}]}}),
             &[],
         );
-        assert!(matches!(s.unwrap().backend, Backend::Local { .. }));
-        assert!(w[0].contains("Cluster"), "{w:?}");
+        assert!(
+            matches!(&s.unwrap().backend, Backend::Redis { target: RedisTarget::Single(u), .. } if u.expose() == "redis://u:1")
+        );
+        assert!(w[0].contains("redis_startup_nodes is ignored"), "{w:?}");
+    }
+
+    #[test]
+    fn bad_startup_nodes_are_issues() {
+        for nodes in [
+            json!([{"port": 1}]),
+            json!([{"host": "a", "port": "x"}]),
+            json!([{"host": "a", "port": 0}]),
+            json!({"host": "a"}),
+            json!([1]),
+        ] {
+            let (s, i, _) = run(
+                json!({"cache": true, "cache_params": {"type": "redis", "redis_startup_nodes": nodes}}),
+                &[],
+            );
+            assert_eq!(
+                i[0].path, "litellm_settings.cache_params.redis_startup_nodes",
+                "{nodes}"
+            );
+            assert!(matches!(s.unwrap().backend, Backend::Local { .. }));
+        }
+        let (_, i, _) = run(
+            json!({"cache": true}),
+            &[("REDIS_CLUSTER_NODES", "127.0.0.1:7000")],
+        );
+        assert!(i[0].message.contains("REDIS_CLUSTER_NODES"), "{i:?}");
+    }
+
+    #[test]
+    fn unknown_types_fall_back_to_memory_with_a_warning() {
         let (s, _, w) = run(json!({"cache": true, "cache_params": {"type": "s3"}}), &[]);
         assert!(matches!(s.unwrap().backend, Backend::Local { .. }));
         assert_eq!(w.len(), 1);
