@@ -22,13 +22,11 @@ use std::collections::{BTreeMap, HashSet};
 use sqlx::{QueryBuilder, Row};
 
 use crate::model::SpendRow;
+use crate::spend::fixed_chunks;
 use crate::{on_db, Result, Store};
 
 /// How long a counted request id is remembered: one week.
 pub const COUNTED_TTL_MS: i64 = 7 * 86_400_000;
-
-/// Ids per INSERT statement.
-const CHUNK: usize = 1000;
 
 const TABLES: [(&str, &str); 3] = [
     ("ferrolite_keys", "token"),
@@ -60,33 +58,66 @@ impl Store {
                 .bind(now.saturating_sub(COUNTED_TTL_MS))
                 .execute(&mut *tx)
                 .await?;
-            for chunk in rows.chunks(CHUNK) {
+            macro_rules! counted_insert {
+                ($chunk:expr, $returning:expr) => {{
+                let chunk = $chunk;
+                let returning: bool = $returning;
                 let mut qb = QueryBuilder::new("INSERT INTO ferrolite_spend_counted (request_id, counted_at) ");
                 qb.push_values(chunk, |mut b, r| {
                     b.push_bind(r.request_id.as_str()).push_bind(now);
                 });
-                qb.push(" ON CONFLICT (request_id) DO NOTHING RETURNING request_id");
-                let new: HashSet<String> = qb
-                    .build()
-                    .fetch_all(&mut *tx)
-                    .await?
-                    .iter()
-                    .map(|r| r.try_get::<String, _>("request_id"))
-                    .collect::<std::result::Result<_, _>>()?;
-                for r in chunk.iter().filter(|r| new.contains(&r.request_id)) {
-                    counted += 1;
-                    if r.spend == 0.0 || !r.spend.is_finite() {
-                        continue;
-                    }
-                    let who = [
-                        Some(r.api_key.as_str()),
-                        r.user.as_deref(),
-                        r.team_id.as_deref(),
-                    ];
-                    for (m, w) in inc.iter_mut().zip(who) {
-                        if let Some(w) = w.filter(|w| !w.is_empty()) {
-                            *m.entry(w).or_default() += r.spend;
-                        }
+                qb.push(if returning {
+                    " ON CONFLICT (request_id) DO NOTHING RETURNING request_id"
+                } else {
+                    " ON CONFLICT (request_id) DO NOTHING"
+                });
+                qb
+                }};
+            }
+            // Fast path: every id is new, proven by the affected counts
+            // (see `record_spend`); otherwise start over with RETURNING.
+            let mut new_rows: Vec<&SpendRow> = Vec::with_capacity(rows.len());
+            let mut all_new = true;
+            for chunk in fixed_chunks(&rows) {
+                let n = counted_insert!(chunk, false).build().execute(&mut *tx).await?.rows_affected();
+                if n != chunk.len() as u64 {
+                    all_new = false;
+                    break;
+                }
+            }
+            if all_new {
+                new_rows.extend(rows.iter().copied());
+            } else {
+                tx.rollback().await?;
+                tx = p.begin().await?;
+                sqlx::query("DELETE FROM ferrolite_spend_counted WHERE counted_at < $1")
+                    .bind(now.saturating_sub(COUNTED_TTL_MS))
+                    .execute(&mut *tx)
+                    .await?;
+                for chunk in fixed_chunks(&rows) {
+                    let new: HashSet<String> = counted_insert!(chunk, true)
+                        .build()
+                        .fetch_all(&mut *tx)
+                        .await?
+                        .iter()
+                        .map(|r| r.try_get::<String, _>("request_id"))
+                        .collect::<std::result::Result<_, _>>()?;
+                    new_rows.extend(chunk.iter().filter(|r| new.contains(&r.request_id)).copied());
+                }
+            }
+            for r in new_rows {
+                counted += 1;
+                if r.spend == 0.0 || !r.spend.is_finite() {
+                    continue;
+                }
+                let who = [
+                    Some(r.api_key.as_str()),
+                    r.user.as_deref(),
+                    r.team_id.as_deref(),
+                ];
+                for (m, w) in inc.iter_mut().zip(who) {
+                    if let Some(w) = w.filter(|w| !w.is_empty()) {
+                        *m.entry(w).or_default() += r.spend;
                     }
                 }
             }

@@ -20,7 +20,7 @@ use crate::{on_db, Result, Store};
 const CHUNKS: [usize; 5] = [256, 64, 16, 4, 1];
 
 /// Cut `rows` into chunks whose sizes are all in [`CHUNKS`].
-fn fixed_chunks<T>(mut rows: &[T]) -> Vec<&[T]> {
+pub(crate) fn fixed_chunks<T>(mut rows: &[T]) -> Vec<&[T]> {
     let mut out = Vec::new();
     for size in CHUNKS {
         while rows.len() >= size {
@@ -84,8 +84,12 @@ impl Store {
         let mut inc = Increments::default();
         let mut inserted = 0usize;
         on_db!(self, p => {
-            let mut tx = p.begin().await?;
-            for chunk in fixed_chunks(&rows) {
+            // One multi-row INSERT per chunk; with `returning`, the ids that
+            // were new come back (one row each, streamed by the driver).
+            macro_rules! spend_insert {
+                ($chunk:expr, $returning:expr) => {{
+                let chunk = $chunk;
+                let returning: bool = $returning;
                 let mut qb = QueryBuilder::new(format!("INSERT INTO ferrolite_spend_logs ({SPEND_COLS}) "));
                 qb.push_values(chunk, |mut b, r| {
                     b.push_bind(r.request_id.as_str())
@@ -111,17 +115,48 @@ impl Store {
                         .push_bind(r.status.as_str())
                         .push_bind(r.latency_ms);
                 });
-                qb.push(" ON CONFLICT (request_id) DO NOTHING RETURNING request_id");
-                let new: HashSet<String> = qb
-                    .build()
-                    .fetch_all(&mut *tx)
-                    .await?
-                    .iter()
-                    .map(|r| r.try_get::<String, _>("request_id"))
-                    .collect::<std::result::Result<_, _>>()?;
-                for r in chunk.iter().filter(|r| new.contains(&r.request_id)) {
-                    inserted += 1;
+                qb.push(if returning {
+                    " ON CONFLICT (request_id) DO NOTHING RETURNING request_id"
+                } else {
+                    " ON CONFLICT (request_id) DO NOTHING"
+                });
+                qb
+                }};
+            }
+            let mut tx = p.begin().await?;
+            // Fast path, the common case: every row is new. Plain INSERTs,
+            // one round trip per chunk and nothing returned; the affected
+            // counts prove every row went in.
+            let mut all_new = true;
+            for chunk in fixed_chunks(&rows) {
+                let n = spend_insert!(chunk, false).build().execute(&mut *tx).await?.rows_affected();
+                if n != chunk.len() as u64 {
+                    all_new = false;
+                    break;
+                }
+            }
+            if all_new {
+                for r in &rows {
                     inc.add(r);
+                }
+                inserted = rows.len();
+            } else {
+                // Some rows were stored before (a replayed batch): start
+                // over and learn which ones are new from RETURNING.
+                tx.rollback().await?;
+                tx = p.begin().await?;
+                for chunk in fixed_chunks(&rows) {
+                    let new: HashSet<String> = spend_insert!(chunk, true)
+                        .build()
+                        .fetch_all(&mut *tx)
+                        .await?
+                        .iter()
+                        .map(|r| r.try_get::<String, _>("request_id"))
+                        .collect::<std::result::Result<_, _>>()?;
+                    for r in chunk.iter().filter(|r| new.contains(&r.request_id)) {
+                        inserted += 1;
+                        inc.add(r);
+                    }
                 }
             }
             for ((table, id), amounts) in TABLES.iter().zip([&inc.keys, &inc.users, &inc.teams]) {

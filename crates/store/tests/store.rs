@@ -117,6 +117,7 @@ both_backends!(
     users,
     teams_and_members,
     record_spend_is_idempotent,
+    replay_found_in_a_later_chunk_is_not_counted,
     concurrent_spend_is_exact,
     budget_reset,
     spend_queries,
@@ -477,6 +478,42 @@ async fn record_spend_is_idempotent(s: &Store) {
     orphan.user = Some("nobody".into());
     assert_eq!(s.record_spend(&[orphan]).await.unwrap(), 1);
     assert_eq!(s.global_spend(None, None).await.unwrap(), 3.75);
+}
+
+/// A batch whose only stored row sits after the first INSERT chunk: the
+/// fast path has already inserted 256 rows when it finds the duplicate, and
+/// must undo them before counting again, or they would be counted twice.
+async fn replay_found_in_a_later_chunk_is_not_counted(s: &Store) {
+    let now = 1_700_000_000_000;
+    let k = key("sk-chunks", now);
+    s.create_key(&k).await.unwrap();
+    let ids: Vec<String> = (0..300).map(|i| format!("req-{i:04}")).collect();
+    assert_eq!(
+        s.record_spend(&[row(&ids[290], &k.token, 1.0, now)])
+            .await
+            .unwrap(),
+        1
+    );
+    let batch: Vec<SpendRow> = ids.iter().map(|id| row(id, &k.token, 0.5, now)).collect();
+    assert_eq!(s.record_spend(&batch).await.unwrap(), 299);
+    // 1.0 for the first write + 299 × 0.5; the replayed row's 0.5 is not added.
+    assert_eq!(s.get_key(&k.token).await.unwrap().unwrap().spend, 150.5);
+    assert_eq!(s.global_spend(None, None).await.unwrap(), 150.5);
+    // And counters-only writes behave the same way.
+    let counted: Vec<SpendRow> = (0..300)
+        .map(|i| row(&format!("cnt-{i:04}"), &k.token, 0.25, now))
+        .collect();
+    assert_eq!(
+        s.record_spend_counters(&counted[270..271], now)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(s.record_spend_counters(&counted, now).await.unwrap(), 299);
+    assert_eq!(
+        s.get_key(&k.token).await.unwrap().unwrap().spend,
+        150.5 + 300.0 * 0.25
+    );
 }
 
 async fn concurrent_spend_is_exact(s: &Store) {
