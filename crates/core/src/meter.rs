@@ -208,9 +208,15 @@ impl Meter {
     pub fn cost_so_far(&self) -> Option<f64> {
         let sinks = self.sinks.get()?;
         let f = sinks.finisher.as_ref()?;
-        let mut rec = self.snapshot();
+        // Price the record in place (the finisher only sets `cost`) rather
+        // than on a clone of every field; the call's final price is set
+        // again when it ends.
+        let mut rec = self.lock();
+        let before = rec.cost;
         f(&mut rec);
-        Some(rec.cost)
+        let cost = rec.cost;
+        rec.cost = before;
+        Some(cost)
     }
 
     /// A snapshot of the record so far.

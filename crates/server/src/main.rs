@@ -12,6 +12,13 @@ use ferrolite_core::{Gateway, VERSION};
 use ferrolite_server::{serve, store_glue, AppState};
 use tracing_subscriber::EnvFilter;
 
+/// mimalloc rather than the system allocator: a request allocates and frees
+/// a few hundred small blocks across threads (hyper buffers, JSON, headers,
+/// the spend row), and glibc's malloc spent ~20% of the gateway's
+/// instructions on them (bench/README.md).
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Master keys that LiteLLM's docs and examples use: anyone can guess them.
 const WEAK_MASTER_KEYS: &[&str] = &[
     "sk-1234",

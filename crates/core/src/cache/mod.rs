@@ -26,6 +26,7 @@ pub mod settings;
 mod stream;
 
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -33,6 +34,7 @@ use bytes::Bytes;
 use ferrolite_types::openai::completions::CompletionRequest;
 use ferrolite_types::openai::{ChatRequest, EmbeddingRequest};
 use ferrolite_types::{JsonMap, Usage};
+use futures_util::future::Either;
 use futures_util::StreamExt;
 use serde::Serialize;
 use serde_json::Value;
@@ -331,10 +333,36 @@ pub struct Keyed {
 
 /// Answer from the cache, or run `upstream` and store what it answers.
 /// Without a key (`None`), just `upstream`.
-pub async fn serve<T, F>(
+///
+/// Not an `async fn`: without a cache the caller awaits `upstream` itself,
+/// and with one the cached path is boxed. A request's future is moved (and
+/// so copied) whole several times on its way into the server's boxes; as an
+/// `async fn` this held `upstream` in three slots and tripled the size of
+/// every pipeline future, cache or not.
+pub fn serve<'a, T, F>(
+    gw: &'a Gateway,
+    ctx: &'a RequestContext,
+    keyed: Option<Keyed>,
+    requested: &'a str,
+    upstream: F,
+) -> Either<F, Pin<Box<impl Future<Output = Result<Outcome<T>, GatewayError>> + 'a>>>
+where
+    T: Serialize + 'a,
+    F: Future<Output = Result<Outcome<T>, GatewayError>> + 'a,
+{
+    match (keyed, gw.cache.clone()) {
+        (Some(k), Some(cache)) => Either::Right(Box::pin(serve_cached(
+            gw, ctx, k, cache, requested, upstream,
+        ))),
+        _ => Either::Left(upstream),
+    }
+}
+
+async fn serve_cached<T, F>(
     gw: &Gateway,
     ctx: &RequestContext,
-    keyed: Option<Keyed>,
+    k: Keyed,
+    cache: Arc<Cache>,
     requested: &str,
     upstream: F,
 ) -> Result<Outcome<T>, GatewayError>
@@ -342,9 +370,6 @@ where
     T: Serialize,
     F: Future<Output = Result<Outcome<T>, GatewayError>>,
 {
-    let (Some(k), Some(cache)) = (keyed, gw.cache.clone()) else {
-        return upstream.await;
-    };
     let c = &k.lookup.controls;
     let mut leader = None;
     if !c.no_cache {

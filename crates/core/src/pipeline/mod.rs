@@ -132,3 +132,51 @@ pub async fn embedding(
     let run = fallback::run(gw, ctx, &op, &controls, &requested);
     crate::cache::serve(gw, ctx, cache, &requested, run).await
 }
+
+/// Every byte of a request's future is copied each time it is moved into a
+/// box (the router boxes handler futures and each middleware's): keep the
+/// pipeline futures small, with rarely used paths (the cache) boxed.
+#[cfg(test)]
+mod future_size {
+    use ferrolite_types::openai::{ChatRequest, CompletionRequest, EmbeddingRequest};
+    use serde_json::json;
+
+    const MAX: usize = 8 * 1024;
+
+    #[test]
+    fn pipeline_futures_stay_small() {
+        let cfg = crate::config::load_str(
+            "model_list:\n  - model_name: m\n    litellm_params:\n      model: openai/m\n      api_key: x\n",
+            std::path::Path::new("."),
+            &crate::config::Env::isolated(Vec::<(String, String)>::new()),
+        )
+        .unwrap();
+        let gw = crate::Gateway::new(cfg).unwrap();
+        let ctx = crate::RequestContext::new();
+        let chat: ChatRequest = serde_json::from_value(
+            json!({"model": "m", "messages": [{"role": "user", "content": "x"}]}),
+        )
+        .unwrap();
+        let completion: CompletionRequest =
+            serde_json::from_value(json!({"model": "m", "prompt": "x"})).unwrap();
+        let embedding: EmbeddingRequest =
+            serde_json::from_value(json!({"model": "m", "input": "x"})).unwrap();
+        let sizes = [
+            ("chat", std::mem::size_of_val(&super::chat(&gw, &ctx, chat))),
+            (
+                "completion",
+                std::mem::size_of_val(&super::completion(&gw, &ctx, completion)),
+            ),
+            (
+                "embedding",
+                std::mem::size_of_val(&super::embedding(&gw, &ctx, embedding)),
+            ),
+        ];
+        for (name, size) in sizes {
+            assert!(
+                size <= MAX,
+                "the {name} pipeline future is {size} bytes (at most {MAX})"
+            );
+        }
+    }
+}
