@@ -48,6 +48,11 @@ pub(crate) const GENERAL_IMPL: &[&str] = &[
     "proxy_batch_write_at",
     "user_api_key_cache_ttl",
     "spend_spill_path",
+    "store_prompts_in_spend_logs",
+    "maximum_spend_logs_retention_period",
+    "maximum_spend_logs_retention_interval",
+    "maximum_spend_logs_rows",
+    "maximum_spend_logs_content_bytes",
 ];
 
 pub(crate) const ROUTER_IMPL: &[&str] = &[

@@ -289,6 +289,13 @@ pub(crate) fn from_json(
     let router = section(&mut top, "router_settings", &mut issues);
     config.litellm = parse_litellm(&litellm, &mut issues, &mut config.not_implemented);
     config.general = parse_general(&general, &mut issues, &mut config.not_implemented);
+    config.general.spend.logs = crate::spend::log_settings::parse(
+        &general,
+        &config.litellm,
+        &env,
+        &mut issues,
+        &mut config.warnings,
+    );
     config.router = parse_router(&router, &mut issues, &mut config.not_implemented);
     config.router.redis = parse_redis(&router, &env, &mut issues);
     config.litellm.cache =

@@ -28,7 +28,8 @@ pub struct LitellmSettings {
     pub require_auth_for_metrics: bool,
     /// OTLP trace export (`callbacks: ["otel"]` and the `OTEL_*` variables).
     pub otel: Option<crate::observe::otel::OtelSettings>,
-    /// `turn_off_message_logging`: accepted; ferrolite never logs messages.
+    /// `turn_off_message_logging`: no messages or answers in the spend logs,
+    /// even with `store_prompts_in_spend_logs`.
     pub turn_off_message_logging: bool,
     /// `max_budget` / `budget_duration`: the whole proxy's budget (USD) and
     /// the trailing window it counts; `include_cost_in_streaming_usage`.
@@ -238,6 +239,7 @@ pub(crate) fn parse_general(
             batch_write_at: field(m, S, "proxy_batch_write_at", as_secs, issues),
             key_cache_ttl: field(m, S, "user_api_key_cache_ttl", non_negative_secs, issues),
             spill_path: field(m, S, "spend_spill_path", as_string, issues),
+            logs: Default::default(),
         },
     }
 }
@@ -257,6 +259,8 @@ pub struct SpendSettings {
     /// `spend_spill_path` (ferrolite): where spend rows wait while the
     /// database is down and the queue is full.
     pub spill_path: Option<String>,
+    /// Stored prompts and retention (`crate::spend::log_settings`).
+    pub logs: crate::spend::SpendLogSettings,
 }
 
 /// The proxy-wide budget (`litellm_settings.max_budget`).
