@@ -16,6 +16,7 @@
 mod counters;
 mod keys;
 mod model;
+mod retention;
 mod rows;
 mod spend;
 mod teams;
@@ -37,6 +38,7 @@ pub use model::{
     BudgetResets, DailySpend, Key, KeyFilter, KeySpend, ModelSpend, SpendDimension, SpendLogFilter,
     SpendRow, Team, TeamMember, User,
 };
+pub use retention::{Pruned, Retention};
 pub use time::{format_day, format_rfc3339, now_ms, parse_duration, parse_time, BudgetDuration};
 
 /// What can go wrong in the store.
@@ -125,6 +127,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         2,
         "spend_counted",
         include_str!("../migrations/0002_spend_counted.sql"),
+    ),
+    (
+        3,
+        "spend_content",
+        include_str!("../migrations/0003_spend_content.sql"),
     ),
 ];
 
@@ -273,9 +280,12 @@ impl Store {
                 .map_err(|e| StoreError::Migrate(e.to_string())),
             // SQLite has no migration lock: two processes opening a new file
             // at once may race; the loser sees the winner's work on retry.
+            // Each migration runs in a transaction, so every failed attempt
+            // means another process applied one: one attempt per migration,
+            // and one more, always suffice.
             Db::Sqlite(p) => {
                 let mut last = None;
-                for _ in 0..3 {
+                for _ in 0..=MIGRATIONS.len() {
                     match migrator.run(p).await {
                         Ok(()) => return Ok(()),
                         Err(e) => last = Some(e.to_string()),

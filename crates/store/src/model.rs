@@ -191,6 +191,13 @@ pub struct SpendRow {
     /// `success` or `failure`.
     pub status: String,
     pub latency_ms: i64,
+    /// What the call sent (`messages`, `prompt`, `input`, …) as JSON text,
+    /// kept only with `store_prompts_in_spend_logs`; `None` otherwise.
+    #[serde(default)]
+    pub messages: Option<String>,
+    /// The answer as JSON text, likewise.
+    #[serde(default)]
+    pub response: Option<String>,
 }
 
 impl SpendRow {
@@ -219,6 +226,8 @@ impl SpendRow {
             cache_hit: false,
             status: "success".to_owned(),
             latency_ms: 0,
+            messages: None,
+            response: None,
         }
     }
 }
@@ -244,6 +253,10 @@ pub struct SpendLogFilter {
     pub end: Option<i64>,
     /// At most this many rows, newest first (0 = the default of 1000).
     pub limit: u32,
+    /// Also read `messages` and `response` (large when prompts are
+    /// stored); otherwise they come back `None`. With them, at most 10,000
+    /// rows are read.
+    pub content: bool,
 }
 
 /// What [`crate::Store::spend_per_day`] groups by besides the day.

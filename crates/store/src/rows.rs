@@ -143,6 +143,15 @@ pub(crate) fn team(r: &dyn Cols) -> Result<Team> {
 
 pub(crate) const SPEND_COLS: &str = "request_id, call_type, api_key, spend, total_tokens, prompt_tokens, completion_tokens, start_time, end_time, model, model_id, model_group, api_base, custom_llm_provider, user_id, team_id, end_user, request_tags, metadata, cache_hit, status, latency_ms";
 
+/// The stored content of a call (`store_prompts_in_spend_logs`), after
+/// [`SPEND_COLS`] in writes and reads.
+pub(crate) const SPEND_CONTENT_COLS: &str = "messages, response";
+
+/// What a read selects instead of [`SPEND_CONTENT_COLS`] when the content
+/// is not wanted: the columns, as NULL.
+pub(crate) const NO_SPEND_CONTENT: &str =
+    "CAST(NULL AS TEXT) AS messages, CAST(NULL AS TEXT) AS response";
+
 pub(crate) fn spend_row(r: &dyn Cols) -> Result<SpendRow> {
     Ok(SpendRow {
         request_id: r.text("request_id")?,
@@ -167,6 +176,8 @@ pub(crate) fn spend_row(r: &dyn Cols) -> Result<SpendRow> {
         cache_hit: r.flag("cache_hit")?,
         status: r.text("status")?,
         latency_ms: r.int("latency_ms")?,
+        messages: r.opt_text("messages")?,
+        response: r.opt_text("response")?,
     })
 }
 

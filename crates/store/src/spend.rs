@@ -8,11 +8,11 @@ use sqlx::{QueryBuilder, Row};
 use crate::model::{
     BudgetResets, DailySpend, KeySpend, ModelSpend, SpendDimension, SpendLogFilter, SpendRow,
 };
-use crate::rows::{self, to_json, SPEND_COLS};
+use crate::rows::{self, to_json, NO_SPEND_CONTENT, SPEND_COLS, SPEND_CONTENT_COLS};
 use crate::time::{format_day, parse_duration};
 use crate::{on_db, Result, Store};
 
-/// Rows per INSERT statement (22 parameters each; SQLite allows 32,766).
+/// Rows per INSERT statement (24 parameters each; SQLite allows 32,766).
 /// A batch is cut into chunks of these sizes only, largest first, so the
 /// database sees at most this many distinct statement texts and prepares
 /// each once per connection: preparing a fresh multi-row INSERT for every
@@ -90,7 +90,7 @@ impl Store {
                 ($chunk:expr, $returning:expr) => {{
                 let chunk = $chunk;
                 let returning: bool = $returning;
-                let mut qb = QueryBuilder::new(format!("INSERT INTO ferrolite_spend_logs ({SPEND_COLS}) "));
+                let mut qb = QueryBuilder::new(format!("INSERT INTO ferrolite_spend_logs ({SPEND_COLS}, {SPEND_CONTENT_COLS}) "));
                 qb.push_values(chunk, |mut b, r| {
                     b.push_bind(r.request_id.as_str())
                         .push_bind(r.call_type.as_str())
@@ -113,7 +113,9 @@ impl Store {
                         .push_bind(to_json(&r.metadata))
                         .push_bind(r.cache_hit)
                         .push_bind(r.status.as_str())
-                        .push_bind(r.latency_ms);
+                        .push_bind(r.latency_ms)
+                        .push_bind(r.messages.as_deref())
+                        .push_bind(r.response.as_deref());
                 });
                 qb.push(if returning {
                     " ON CONFLICT (request_id) DO NOTHING RETURNING request_id"
@@ -214,13 +216,19 @@ impl Store {
 
     /// Spend logs matching every filter given, newest first.
     pub async fn spend_logs(&self, f: &SpendLogFilter) -> Result<Vec<SpendRow>> {
+        let most = if f.content { 10_000 } else { 100_000 };
         let limit = i64::from(if f.limit == 0 {
             1000
         } else {
-            f.limit.min(100_000)
+            f.limit.min(most)
         });
+        let content = if f.content {
+            SPEND_CONTENT_COLS
+        } else {
+            NO_SPEND_CONTENT
+        };
         let sql = format!(
-            "SELECT {SPEND_COLS} FROM ferrolite_spend_logs WHERE ($1 IS NULL OR request_id = $1) AND ($2 IS NULL OR api_key = $2) AND ($3 IS NULL OR user_id = $3) AND ($4 IS NULL OR team_id = $4) AND ($5 IS NULL OR start_time >= $5) AND ($6 IS NULL OR start_time < $6) ORDER BY start_time DESC, request_id LIMIT $7"
+            "SELECT {SPEND_COLS}, {content} FROM ferrolite_spend_logs WHERE ($1 IS NULL OR request_id = $1) AND ($2 IS NULL OR api_key = $2) AND ($3 IS NULL OR user_id = $3) AND ($4 IS NULL OR team_id = $4) AND ($5 IS NULL OR start_time >= $5) AND ($6 IS NULL OR start_time < $6) ORDER BY start_time DESC, request_id LIMIT $7"
         );
         on_db!(self, p => sqlx::query(&sql)
             .bind(&f.request_id)
