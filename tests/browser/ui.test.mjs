@@ -71,6 +71,7 @@ general_settings:
   master_key: ${MASTER}
   database_url: sqlite://${join(workdir, "ui.db")}
   proxy_batch_write_at: 1
+  store_prompts_in_spend_logs: true
 `);
   gateway = spawn(BIN, ["--config", config, "--host", "127.0.0.1", "--port", String(port)], {
     cwd: workdir,
@@ -186,6 +187,27 @@ test("the admin flow in a real browser", async (t) => {
     await detail.filter({ hasText: "gpt-4o-mini" }).waitFor();
     assert.match(await detail.textContent(), /Total tokens\d+/);
     await shot(page, "05-logs-detail");
+    await page.getByRole("button", { name: "Close" }).click();
+  });
+
+  await t.test("a stored prompt shows as text in the log detail", async () => {
+    // User content with markup: it must be shown, never run or rendered.
+    const hostile = "<img src=x onerror=window.__xss=1><b id=injected>bold</b>";
+    assert.equal((await chat(key, hostile)).status, 200);
+    await page.goto(base + "/ui/logs");
+    const messages = page.locator("#log-messages");
+    await waitFor("the call's stored prompt in the detail", async () => {
+      await page.getByRole("button", { name: "Filter" }).click();
+      await page.locator("#logs-table tbody tr").first().getByRole("button").click();
+      const ok = await messages.filter({ hasText: "injected" }).waitFor({ timeout: 2000 }).then(() => true, () => false);
+      if (!ok) await page.getByRole("button", { name: "Close" }).click();
+      return ok;
+    }, 30000, 500);
+    assert.ok((await messages.textContent()).includes(hostile), "the prompt, literally");
+    assert.equal(await page.locator("#log-dialog #injected, #log-dialog img").count(), 0, "no markup from the prompt");
+    assert.equal(await page.evaluate(() => window.__xss), undefined, "no script ran");
+    assert.ok((await page.locator("#log-response").textContent()).includes(MOCK_ANSWER), "the answer");
+    await shot(page, "05b-logs-stored-prompt");
     await page.getByRole("button", { name: "Close" }).click();
   });
 

@@ -93,6 +93,12 @@ pub struct CallRecord {
     pub cost: f64,
     /// The call's OpenTelemetry trace (`callbacks: ["otel"]` only).
     pub trace: Option<Arc<crate::observe::otel::RequestTrace>>,
+    /// What the call sent (`messages`, `prompt`, `input`, …) as JSON text
+    /// bounded in size; only with `store_prompts_in_spend_logs`
+    /// (`crate::spend::content`).
+    pub messages: Option<String>,
+    /// The answer as sent (a stream: assembled), likewise.
+    pub response: Option<String>,
 }
 
 impl CallRecord {

@@ -7,6 +7,7 @@ pub mod extract;
 pub mod key_auth;
 pub mod response;
 pub mod routes;
+pub mod spend_retention;
 pub mod state;
 pub mod store_glue;
 pub mod ui;

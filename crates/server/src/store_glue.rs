@@ -113,6 +113,8 @@ fn row(e: &SpendEntry, full: bool) -> SpendRow {
     r.request_tags.clone_from(&e.tags);
     r.cache_hit = e.cache_hit;
     r.latency_ms = e.latency_ms;
+    r.messages.clone_from(&e.messages);
+    r.response.clone_from(&e.response);
     let mut m = Map::new();
     if let Some(a) = &e.key_alias {
         m.insert("user_api_key_alias".into(), Value::String(a.clone()));
@@ -151,11 +153,17 @@ impl SpendBackend for StoreBackend {
     }
 }
 
+/// Rows the spend queue keeps in memory (more are spilled to disk while
+/// the database is down) when calls' content is stored: each row may then
+/// carry up to twice `maximum_spend_logs_content_bytes`.
+pub const QUEUE_WITH_CONTENT: usize = 1_000;
+
 /// Virtual keys and spend, attached to a gateway.
 pub struct KeysAndSpend {
     pub enforcer: Arc<KeyEnforcer>,
     pub writer: Arc<SpendWriter>,
     resets: tokio::task::JoinHandle<()>,
+    retention: Option<tokio::task::JoinHandle<()>>,
 }
 
 /// Where spend rows wait on disk while the database is down: the
@@ -201,6 +209,8 @@ impl KeysAndSpend {
     /// Enforce virtual keys from `store` and write every call's spend into
     /// it. Call before the gateway is shared, inside a Tokio runtime.
     pub fn attach(gw: &mut Gateway, store: Arc<Store>, spill: Option<PathBuf>) -> Self {
+        let retention =
+            crate::spend_retention::spawn(Arc::clone(&store), &gw.config.general.spend.logs);
         let backend = Arc::new(StoreBackend(store));
         let general = &gw.config.general.spend;
         let budget = &gw.config.litellm.proxy_budget;
@@ -229,6 +239,11 @@ impl KeysAndSpend {
                 interval: general.batch_write_at.unwrap_or(Duration::from_secs(1)),
                 spill_path: spill,
                 store_rows: !general.disable_spend_logs,
+                capacity: if general.logs.store_prompts {
+                    QUEUE_WITH_CONTENT
+                } else {
+                    WriterConfig::default().capacity
+                },
                 ..Default::default()
             },
             backend,
@@ -248,13 +263,17 @@ impl KeysAndSpend {
             enforcer,
             writer,
             resets,
+            retention,
         }
     }
 
-    /// Stop resetting budgets and flush the spend queue (spilling what the
-    /// database does not take within `timeout`).
+    /// Stop resetting budgets and pruning spend logs, and flush the spend
+    /// queue (spilling what the database does not take within `timeout`).
     pub async fn shutdown(&self, timeout: Duration) {
         self.resets.abort();
+        if let Some(r) = &self.retention {
+            r.abort();
+        }
         self.writer.close(timeout).await;
     }
 }

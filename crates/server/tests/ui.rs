@@ -2,6 +2,8 @@
 //! logout, and what the UI's API may reveal.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[path = "common/admin_gateway.rs"]
+mod admin_gateway;
 mod common;
 
 use common::{TestGateway, MASTER};
@@ -348,4 +350,92 @@ async fn a_gateway_without_a_master_key_has_an_open_ui() {
             .status(),
         200
     );
+}
+
+/// Stored prompts (`store_prompts_in_spend_logs`) reach the Logs page only
+/// in one call's detail, as JSON data that the page shows as text.
+#[tokio::test]
+async fn a_log_detail_carries_the_stored_content_and_the_list_does_not() {
+    use admin_gateway::{AdminGateway, ADMIN_KEY};
+    let store = std::sync::Arc::new(
+        ferrolite_store::Store::connect("sqlite::memory:")
+            .await
+            .unwrap(),
+    );
+    let hostile = "<img src=x onerror=alert(1)><script>alert(2)</script>";
+    let mut row =
+        ferrolite_store::SpendRow::new("req-ui-1".into(), String::new(), ferrolite_store::now_ms());
+    row.messages = Some(json!([{"role": "user", "content": hostile}]).to_string());
+    row.response =
+        Some(json!({"choices": [{"message": {"content": "</pre><b>x</b>"}}]}).to_string());
+    store.record_spend(&[row]).await.unwrap();
+    let gw = AdminGateway::start_app(ferrolite_server::build_app, Some(store)).await;
+    let c = client();
+    let r = c
+        .post(gw.url("/ui/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!(
+            "username=admin&password={ADMIN_KEY}&next=%2Fui%2Flogs"
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let cookie = r.headers()[SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let get = |path: &'static str| {
+        let c = c.clone();
+        let url = gw.url(path);
+        let cookie = cookie.clone();
+        async move {
+            let r = c
+                .get(url)
+                .headers(with_cookie(&cookie))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+            r.json::<Value>().await.unwrap()
+        }
+    };
+    let list = get("/ui/api/logs").await;
+    assert_eq!(list["logs"][0]["request_id"], "req-ui-1", "{list}");
+    assert!(
+        list["logs"][0]["messages"].is_null(),
+        "lists carry no content: {list}"
+    );
+    let one = get("/ui/api/logs?request_id=req-ui-1&limit=1").await;
+    assert_eq!(one["logs"][0]["messages"][0]["content"], hostile, "{one}");
+    assert_eq!(
+        one["logs"][0]["response"]["choices"][0]["message"]["content"],
+        "</pre><b>x</b>"
+    );
+}
+
+/// The page script builds DOM nodes and sets text; it never parses strings
+/// as HTML (user content, stored prompts included, stays text).
+#[test]
+fn the_ui_script_never_parses_data_as_html() {
+    let js = include_str!("../assets/ui/app.js");
+    for sink in [
+        "innerHTML",
+        "outerHTML",
+        "insertAdjacentHTML",
+        "document.write",
+        "DOMParser",
+        "createContextualFragment",
+    ] {
+        assert!(!js.contains(sink), "app.js uses {sink}");
+    }
+    for id in ["#log-messages", "#log-response"] {
+        assert!(
+            js.contains(&format!("$(\"{id}\").textContent = text(")),
+            "{id} is set as text"
+        );
+    }
 }

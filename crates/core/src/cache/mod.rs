@@ -23,7 +23,7 @@ pub mod key;
 mod memory;
 mod redis;
 pub mod settings;
-mod stream;
+pub(crate) mod stream;
 
 use std::future::Future;
 use std::pin::Pin;

@@ -251,6 +251,18 @@ impl Assembler {
         }
     }
 
+    /// The answer streamed so far, even when the stream failed or was
+    /// abandoned (what the client saw; for stored prompts).
+    pub fn finish_partial(mut self) -> Option<Value> {
+        if !self.pending.is_empty() {
+            let rest = std::mem::take(&mut self.pending);
+            self.frame(&rest);
+        }
+        self.done = true;
+        self.spoiled = false;
+        self.finish()
+    }
+
     /// The whole answer, if the stream ended cleanly.
     pub fn finish(mut self) -> Option<Value> {
         if !self.pending.is_empty() {

@@ -31,7 +31,7 @@ use serde_json::{json, Value};
 use super::controls::Controls;
 use super::ops::EndpointOp;
 use super::stream::{FrameSource, StreamFailure};
-use super::{fallback, raw, Answer, Outcome};
+use super::{fallback, raw, Answer, Outcome, RawJson};
 use crate::dialect::anthropic::{request, response, stream as events};
 use crate::{mock, Gateway, GatewayError, RequestContext};
 
@@ -480,6 +480,23 @@ fn split_body(body: &mut JsonMap) -> Result<(String, Controls), GatewayError> {
 
 /// `POST /v1/messages`.
 pub async fn messages(
+    gw: &Gateway,
+    ctx: &RequestContext,
+    req: MessagesRequest,
+) -> Result<Outcome<MessagesAnswer>, GatewayError> {
+    use crate::spend::content::{self, Dialect};
+    let prompt = content::prompt_with(gw, || content::pick(&req.body, &["system", "messages"]));
+    let out = messages_call(gw, ctx, req).await;
+    content::keep(gw, ctx, prompt, out, Dialect::Messages, |a| match a {
+        Answer::Json(MessagesAnswer::Raw { body, .. }) | Answer::Raw(RawJson { body, .. }) => {
+            Some(body.to_vec())
+        }
+        Answer::Json(MessagesAnswer::Message { body, .. }) => serde_json::to_vec(body).ok(),
+        Answer::Stream(_) => None,
+    })
+}
+
+async fn messages_call(
     gw: &Gateway,
     ctx: &RequestContext,
     req: MessagesRequest,

@@ -29,6 +29,7 @@ use ferrolite_types::openai::embeddings::EmbeddingResponse;
 use ferrolite_types::openai::{ChatRequest, ChatResponse, CompletionRequest, EmbeddingRequest};
 use futures_util::stream::BoxStream;
 
+use crate::spend::content::{self, Dialect};
 use crate::{Gateway, GatewayError, RequestContext};
 
 pub use controls::Controls;
@@ -77,6 +78,18 @@ pub struct Outcome<T> {
 pub async fn chat(
     gw: &Gateway,
     ctx: &RequestContext,
+    req: ChatRequest,
+) -> Result<Outcome<ChatResponse>, GatewayError> {
+    let prompt = content::prompt(gw, &req.messages);
+    let out = chat_call(gw, ctx, req).await;
+    content::keep(gw, ctx, prompt, out, Dialect::Chat, content::json_or_raw)
+}
+
+/// A chat call whose content the caller keeps (if at all) in its own
+/// dialect (Gemini runs through chat).
+pub(crate) async fn chat_call(
+    gw: &Gateway,
+    ctx: &RequestContext,
     mut req: ChatRequest,
 ) -> Result<Outcome<ChatResponse>, GatewayError> {
     let cache = crate::cache::Lookup::read(gw, ctx, crate::meter::CallType::Chat, &req.extra);
@@ -110,13 +123,22 @@ pub async fn completion(
     ctx: &RequestContext,
     mut req: CompletionRequest,
 ) -> Result<Outcome<CompletionResponse>, GatewayError> {
+    let prompt = content::prompt(gw, &req.prompt);
     let cache = crate::cache::Lookup::read(gw, ctx, crate::meter::CallType::Completion, &req.extra);
     let controls = Controls::take(&mut req.extra)?;
     let requested = std::mem::take(&mut req.model);
     let cache = cache.and_then(|c| c.keyed(gw, &requested, &req));
     let op = ops::CompletionOp { req };
     let run = fallback::run(gw, ctx, &op, &controls, &requested);
-    crate::cache::serve(gw, ctx, cache, &requested, run).await
+    let out = crate::cache::serve(gw, ctx, cache, &requested, run).await;
+    content::keep(
+        gw,
+        ctx,
+        prompt,
+        out,
+        Dialect::Completion,
+        content::json_or_raw,
+    )
 }
 
 pub async fn embedding(
@@ -124,13 +146,15 @@ pub async fn embedding(
     ctx: &RequestContext,
     mut req: EmbeddingRequest,
 ) -> Result<Outcome<EmbeddingResponse>, GatewayError> {
+    let prompt = content::prompt(gw, &req.input);
     let cache = crate::cache::Lookup::read(gw, ctx, crate::meter::CallType::Embedding, &req.extra);
     let controls = Controls::take(&mut req.extra)?;
     let requested = std::mem::take(&mut req.model);
     let cache = cache.and_then(|c| c.keyed(gw, &requested, &req));
     let op = ops::EmbeddingOp { req };
     let run = fallback::run(gw, ctx, &op, &controls, &requested);
-    crate::cache::serve(gw, ctx, cache, &requested, run).await
+    let out = crate::cache::serve(gw, ctx, cache, &requested, run).await;
+    content::keep(gw, ctx, prompt, out, Dialect::Embedding, |_| None)
 }
 
 /// Every byte of a request's future is copied each time it is moved into a

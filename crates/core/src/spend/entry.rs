@@ -43,6 +43,12 @@ pub struct SpendEntry {
     pub usage_estimated: bool,
     /// The error class, for failed calls.
     pub error: Option<String>,
+    /// The request's messages and the answer, as bounded JSON text
+    /// (`store_prompts_in_spend_logs` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub messages: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response: Option<String>,
 }
 
 fn ms(t: SystemTime) -> i64 {
@@ -104,6 +110,8 @@ impl SpendEntry {
             latency_ms: i64::try_from(rec.latency.as_millis()).unwrap_or(i64::MAX),
             usage_estimated: rec.usage_estimated,
             error: rec.error.as_ref().map(|e| e.class.to_owned()),
+            messages: rec.messages.clone(),
+            response: rec.response.clone(),
         }
     }
 }

@@ -2,6 +2,8 @@
 //! without slowing requests down ([`writer`]); what the spend logs keep
 //! ([`log_settings`]), including the calls' content when asked ([`content`]).
 
+pub mod content;
+mod content_stream;
 mod entry;
 pub mod log_settings;
 pub mod pricing;

@@ -463,6 +463,7 @@
   // ---- logs ----------------------------------------------------------------
   function logs() {
     const dlg = setupDialog($("#log-dialog")), form = $("#log-filters");
+    let shown = null;
     modelNames().then((ns) => $("#model-names").replaceChildren(...ns.map((n) => h("option", { value: n }))));
     function query() {
       const p = new URLSearchParams();
@@ -482,7 +483,22 @@
       ].filter(([, v]) => v !== null && v !== undefined && v !== "");
       $("#log-detail").replaceChildren(...rows.flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, String(v))]));
       $("#log-meta").textContent = r.metadata && Object.keys(r.metadata).length ? JSON.stringify(r.metadata, null, 2) : "(none)";
+      // Stored prompts (store_prompts_in_spend_logs): fetched for this call
+      // only, shown as text (user content: never parsed as HTML).
+      const box = $("#log-content");
+      box.hidden = true;
+      $("#log-messages").textContent = "";
+      $("#log-response").textContent = "";
+      shown = r.request_id;
       dlg.showModal();
+      get("/ui/api/logs?limit=1&request_id=" + encodeURIComponent(r.request_id)).then((d) => {
+        const full = d && d.logs && d.logs[0];
+        if (shown !== r.request_id || !full || (full.messages == null && full.response == null)) return;
+        const text = (v) => (v == null ? "(not stored)" : typeof v === "string" ? v : JSON.stringify(v, null, 2));
+        $("#log-messages").textContent = text(full.messages);
+        $("#log-response").textContent = text(full.response);
+        box.hidden = false;
+      }).catch(failed);
     }
     async function load() {
       const tb = $("#logs-table tbody");

@@ -133,7 +133,11 @@ async fn handle(
         Ok(b) => b,
         Err(e) => return error_response(&e, Some(&ctx)),
     };
-    match gemini::call(&s.gw, &ctx, &model, method, &body).await {
+    let prompt = match method {
+        Method::CountTokens => None,
+        _ => gemini::kept_prompt(&s.gw, &bytes),
+    };
+    match gemini::call(&s.gw, &ctx, &model, method, &body, prompt).await {
         Err(e) => error_response(&e, Some(&ctx)),
         Ok(out) => {
             let array = matches!(out.answer, Answer::Stream(_))

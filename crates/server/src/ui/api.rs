@@ -334,7 +334,10 @@ pub async fn logs(
     let limit = q.limit.unwrap_or(100).clamp(1, 1000) as usize;
     let model = nonempty(&q.model).map(str::to_owned);
     let status = nonempty(&q.status).map(str::to_owned);
+    // One call's detail carries its stored content (if any); lists do not.
+    let content = nonempty(&q.request_id).is_some();
     let mut f = SpendLogFilter {
+        content,
         request_id: nonempty(&q.request_id).map(str::to_owned),
         start: nonempty(&q.since).and_then(parse_when),
         end: nonempty(&q.until).and_then(parse_when),
@@ -369,6 +372,11 @@ pub async fn logs(
         .into_iter()
         .map(|r| {
             let alias = labels.get(&r.api_key).cloned();
+            let stored = |t: &Option<String>| match t {
+                Some(t) => serde_json::from_str(t).unwrap_or_else(|_| Value::String(t.clone())),
+                None => Value::Null,
+            };
+            let (messages, response) = (stored(&r.messages), stored(&r.response));
             json!({
                 "request_id": r.request_id,
                 "call_type": r.call_type,
@@ -394,6 +402,8 @@ pub async fn logs(
                 "metadata": r.metadata,
                 "cache_hit": r.cache_hit,
                 "status": r.status,
+                "messages": messages,
+                "response": response,
             })
         })
         .collect();

@@ -17,9 +17,11 @@ pub mod response;
 pub mod stream;
 pub mod tokens;
 
+use ferrolite_types::openai::ChatResponse;
 use serde_json::{json, Value};
 
 use crate::pipeline::{self, Answer, Outcome};
+use crate::spend::content::{self, Dialect};
 use crate::{Gateway, GatewayError, RequestContext};
 
 pub use error::{error_body, google_error, status_name};
@@ -74,6 +76,17 @@ pub fn decode(bytes: &[u8]) -> Result<GenerateContentRequest, GatewayError> {
     })
 }
 
+/// What a Gemini request sent (`systemInstruction`, `contents`), for the
+/// spend log when `store_prompts_in_spend_logs` is on; `None` otherwise.
+pub fn kept_prompt(gw: &Gateway, body: &[u8]) -> Option<String> {
+    content::prompt_with(gw, || match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(m)) => {
+            content::pick(&m, &["systemInstruction", "system_instruction", "contents"])
+        }
+        _ => Value::Null,
+    })
+}
+
 /// Run one Gemini call. The answer is a `GenerateContentResponse` (JSON),
 /// a Gemini stream, or `{"totalTokens": N}` for `countTokens`.
 pub async fn call(
@@ -82,6 +95,7 @@ pub async fn call(
     model: &str,
     method: Method,
     req: &GenerateContentRequest,
+    prompt: Option<String>,
 ) -> Result<Outcome<Value>, GatewayError> {
     let stream = match method {
         Method::CountTokens => {
@@ -99,7 +113,20 @@ pub async fn call(
         Method::Stream(f) => Some(f),
     };
     let chat = request::to_chat(req, model, stream.is_some())?;
-    let out = pipeline::chat(gw, ctx, chat).await?;
+    let out = pipeline::chat_call(gw, ctx, chat).await;
+    let kept = Dialect::Gemini { model };
+    let out = content::keep(gw, ctx, prompt, out, kept, |a| {
+        let parsed: ChatResponse;
+        let chat = match a {
+            Answer::Json(r) => r,
+            Answer::Raw(raw) => {
+                parsed = serde_json::from_slice(&raw.body).ok()?;
+                &parsed
+            }
+            Answer::Stream(_) => return None,
+        };
+        serde_json::to_vec(&response::to_gemini(chat, model)).ok()
+    })?;
     let answer = match (out.answer, stream) {
         (Answer::Json(r), _) => Answer::Json(response::to_gemini(&r, model)),
         (Answer::Raw(raw), _) => {

@@ -76,6 +76,25 @@ pub async fn create(
     gw: &Gateway,
     ctx: &RequestContext,
     store: &Arc<dyn ResponseStore>,
+    body: JsonMap,
+) -> Result<Outcome<Value>, GatewayError> {
+    use crate::spend::content::{self, Dialect};
+    let prompt = content::prompt_with(gw, || content::pick(&body, &["instructions", "input"]));
+    let out = create_call(gw, ctx, store, body).await;
+    content::keep(
+        gw,
+        ctx,
+        prompt,
+        out,
+        Dialect::Responses,
+        content::json_or_raw,
+    )
+}
+
+async fn create_call(
+    gw: &Gateway,
+    ctx: &RequestContext,
+    store: &Arc<dyn ResponseStore>,
     mut body: JsonMap,
 ) -> Result<Outcome<Value>, GatewayError> {
     let controls = Controls::take(&mut body)?;

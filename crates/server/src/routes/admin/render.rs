@@ -113,5 +113,16 @@ pub(super) fn spend_row(r: &SpendRow) -> Value {
         "metadata": r.metadata,
         "cache_hit": if r.cache_hit { "True" } else { "False" },
         "status": r.status,
+        "messages": stored(r.messages.as_deref()),
+        "response": stored(r.response.as_deref()),
     })
+}
+
+/// A stored content column (`store_prompts_in_spend_logs`) as JSON; `{}`
+/// when nothing was stored, as LiteLLM's columns default to.
+pub(super) fn stored(text: Option<&str>) -> Value {
+    match text {
+        None => json!({}),
+        Some(t) => serde_json::from_str(t).unwrap_or_else(|_| Value::String(t.to_owned())),
+    }
 }

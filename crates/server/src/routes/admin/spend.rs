@@ -57,6 +57,7 @@ pub(super) async fn logs(State(state): State<AppState>, Q(q): Q<LogsQuery>) -> R
             start,
             end,
             limit: q.limit.unwrap_or(1000),
+            content: true,
         })
         .await
         .map_err(db_err)?;
