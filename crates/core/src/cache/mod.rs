@@ -331,6 +331,9 @@ pub struct Keyed {
     end_user: Option<String>,
 }
 
+/// What a pipeline answers, from the cache or upstream.
+pub type Served<T> = Result<Outcome<T>, GatewayError>;
+
 /// Answer from the cache, or run `upstream` and store what it answers.
 /// Without a key (`None`), just `upstream`.
 ///
@@ -345,10 +348,10 @@ pub fn serve<'a, T, F>(
     keyed: Option<Keyed>,
     requested: &'a str,
     upstream: F,
-) -> Either<F, Pin<Box<impl Future<Output = Result<Outcome<T>, GatewayError>> + 'a>>>
+) -> Either<F, Pin<Box<impl Future<Output = Served<T>> + 'a>>>
 where
     T: Serialize + 'a,
-    F: Future<Output = Result<Outcome<T>, GatewayError>> + 'a,
+    F: Future<Output = Served<T>> + 'a,
 {
     match (keyed, gw.cache.clone()) {
         (Some(k), Some(cache)) => Either::Right(Box::pin(serve_cached(

@@ -2,6 +2,8 @@
 //! connections, credentials applied here (providers never see them), and
 //! transport failures classified for the retry loop.
 
+use std::collections::HashMap;
+use std::sync::{LazyLock, RwLock};
 use std::time::Duration;
 
 use ferrolite_providers::{AuthScheme, UpstreamRequest};
@@ -135,7 +137,11 @@ pub async fn send(
     timeout: Duration,
 ) -> Result<reqwest::Response, TransportError> {
     let auth = auth_headers(client, &req, creds).await?;
-    let mut builder = client.post(&req.url);
+    let mut builder = match parsed_url(&req.url) {
+        Some(url) => client.post(url),
+        // Not a valid URL: reqwest reports it as it sends.
+        None => client.post(&req.url),
+    };
     for (name, value) in req.headers {
         builder = builder.header(name, value);
     }
@@ -149,6 +155,27 @@ pub async fn send(
         Err(_) => Err(TransportError::Timeout),
     }
 }
+
+/// Upstream URLs, parsed once. A deployment's few URLs repeat on every call,
+/// and parsing one (host normalisation included) cost more CPU than the
+/// rest of building the request. Bounded: cleared when it reaches
+/// [`URL_CACHE_MAX`] entries (per-model URLs of a large config).
+fn parsed_url(url: &str) -> Option<reqwest::Url> {
+    if let Some(u) = URLS.read().ok()?.get(url) {
+        return Some(u.clone());
+    }
+    let parsed = reqwest::Url::parse(url).ok()?;
+    if let Ok(mut m) = URLS.write() {
+        if m.len() >= URL_CACHE_MAX {
+            m.clear();
+        }
+        m.insert(url.to_owned(), parsed.clone());
+    }
+    Some(parsed)
+}
+
+const URL_CACHE_MAX: usize = 1024;
+static URLS: LazyLock<RwLock<HashMap<String, reqwest::Url>>> = LazyLock::new(Default::default);
 
 /// Read a whole response body within what is left of `timeout`.
 pub async fn read_body(
@@ -168,4 +195,22 @@ pub fn retry_after(headers: &http::HeaderMap) -> Option<Duration> {
     let v = headers.get(http::header::RETRY_AFTER)?.to_str().ok()?;
     let secs: f64 = v.trim().parse().ok()?;
     (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upstream_urls_are_parsed_once_and_the_cache_is_bounded() {
+        let u = "http://127.0.0.1:9/v1/chat/completions?api-version=2024-10-21";
+        assert_eq!(parsed_url(u), reqwest::Url::parse(u).ok());
+        assert!(URLS.read().unwrap().contains_key(u));
+        assert_eq!(parsed_url(u).map(String::from), Some(u.to_owned()));
+        assert_eq!(parsed_url("not a url"), None);
+        for i in 0..URL_CACHE_MAX + 10 {
+            assert!(parsed_url(&format!("http://h{i}.example/v1")).is_some());
+            assert!(URLS.read().unwrap().len() <= URL_CACHE_MAX);
+        }
+    }
 }
