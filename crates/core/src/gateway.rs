@@ -48,6 +48,8 @@ pub struct Gateway {
     pub metrics: Option<Arc<crate::observe::Metrics>>,
     /// The OpenTelemetry trace exporter, when `callbacks` names `otel`.
     pub otel: Option<Arc<crate::observe::otel::Otel>>,
+    /// The webhooks (`generic_api` callbacks); flush them at shutdown.
+    pub webhooks: Vec<Arc<crate::observe::webhook::Webhook>>,
     /// The response cache (`litellm_settings.cache`), when on.
     pub cache: Option<Arc<crate::cache::Cache>>,
     /// Prices: the built-in table, a user's map, per-deployment overrides.
@@ -68,7 +70,12 @@ impl Gateway {
             .as_ref()
             .map(RedisShared::new)
             .transpose()?;
-        let (metrics, otel, mut sinks) = crate::observe::setup(&config, &router);
+        let crate::observe::Observers {
+            metrics,
+            otel,
+            webhooks,
+            mut sinks,
+        } = crate::observe::setup(&config, &router);
         let pricing = Arc::new(crate::spend::Pricing::new(&config));
         sinks.set_finisher(pricing.finisher());
         Ok(Self {
@@ -87,6 +94,7 @@ impl Gateway {
             sinks: Arc::new(sinks),
             metrics,
             otel,
+            webhooks,
             cache: config
                 .litellm
                 .cache

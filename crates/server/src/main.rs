@@ -358,6 +358,7 @@ fn main() -> ExitCode {
             started.elapsed().as_secs_f64() * 1000.0
         );
         let otel = gw.otel.clone();
+        let webhooks = gw.webhooks.clone();
         let state = AppState::new(gw).with_store(store);
         if let Some(port) = cli.prometheus_metrics_port {
             if let Err(code) = serve_metrics_port(&cli.host, port, &state).await {
@@ -371,6 +372,12 @@ fn main() -> ExitCode {
         if let Some(otel) = otel {
             otel.shutdown(std::time::Duration::from_secs(5)).await;
         }
+        // And their webhook events.
+        ferrolite_core::observe::webhook::shutdown_all(
+            &webhooks,
+            std::time::Duration::from_secs(10),
+        )
+        .await;
         match served {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

@@ -10,9 +10,11 @@ pub mod openai;
 pub mod openai_responses;
 mod server;
 pub mod vertex;
+pub mod webhook;
 
 pub use anthropic::MockAnthropic;
 pub use bedrock::MockBedrock;
 pub use gemini::MockGemini;
 pub use openai::{MockOpenAi, Recorded, Reply};
 pub use vertex::MockVertex;
+pub use webhook::MockWebhook;

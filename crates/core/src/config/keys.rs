@@ -12,6 +12,7 @@ pub(crate) const TOP_LEVEL: &[&str] = &[
     "router_settings",
     "environment_variables",
     "include",
+    "callback_settings",
 ];
 
 pub(crate) const LITELLM_IMPL: &[&str] = &[
@@ -26,6 +27,8 @@ pub(crate) const LITELLM_IMPL: &[&str] = &[
     "callbacks",
     "success_callback",
     "failure_callback",
+    "callback_settings",
+    "generic_logger_headers",
     "require_auth_for_metrics_endpoint",
     "turn_off_message_logging",
     "cache",

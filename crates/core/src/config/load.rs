@@ -287,7 +287,21 @@ pub(crate) fn from_json(
     let litellm = section(&mut top, "litellm_settings", &mut issues);
     let general = section(&mut top, "general_settings", &mut issues);
     let router = section(&mut top, "router_settings", &mut issues);
-    config.litellm = parse_litellm(&litellm, &mut issues, &mut config.not_implemented);
+    let webhooks = crate::observe::webhook::settings::parse(
+        &litellm,
+        top.get("callback_settings"),
+        &env,
+        &mut issues,
+        &mut config.warnings,
+        &mut config.not_implemented,
+    );
+    config.litellm = parse_litellm(
+        &litellm,
+        &mut issues,
+        &mut config.not_implemented,
+        &webhooks.claimed,
+    );
+    config.litellm.webhooks = webhooks.webhooks;
     config.general = parse_general(&general, &mut issues, &mut config.not_implemented);
     config.general.spend.logs = crate::spend::log_settings::parse(
         &general,

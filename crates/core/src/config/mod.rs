@@ -8,7 +8,7 @@ pub mod env;
 mod keys;
 mod load;
 mod settings;
-mod values;
+pub(crate) mod values;
 
 use std::fmt;
 use std::path::Path;

@@ -22,8 +22,11 @@ pub struct LitellmSettings {
     /// `cache: true` + `cache_params`: the response cache (read in `cache::settings`).
     pub cache: Option<crate::cache::CacheSettings>,
     /// `callbacks`, `success_callback` and `failure_callback` merged: the
-    /// implemented ones (`prometheus`); others are reported as not implemented.
+    /// implemented ones (`prometheus`, `otel`); webhooks are in `webhooks`;
+    /// others are reported as not implemented.
     pub callbacks: Vec<String>,
+    /// Webhooks (`generic_api` callbacks, read in `observe::webhook::settings`).
+    pub webhooks: Vec<crate::observe::webhook::WebhookSettings>,
     /// `require_auth_for_metrics_endpoint` (LiteLLM's default: true).
     pub require_auth_for_metrics: bool,
     /// OTLP trace export (`callbacks: ["otel"]` and the `OTEL_*` variables).
@@ -133,10 +136,12 @@ fn non_negative_secs(v: &Value) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(f))
 }
 
+/// `webhook_names`: callback names that mean a webhook (read elsewhere).
 pub(crate) fn parse_litellm(
     m: &Map<String, Value>,
     issues: &mut Vec<ConfigIssue>,
     ni: &mut Vec<String>,
+    webhook_names: &[String],
 ) -> LitellmSettings {
     const S: &str = "litellm_settings";
     check_section(m, S, LITELLM_IMPL, ni);
@@ -147,7 +152,8 @@ pub(crate) fn parse_litellm(
         json_logs: field(m, S, "json_logs", as_bool, issues).unwrap_or(false),
         set_verbose: field(m, S, "set_verbose", as_bool, issues).unwrap_or(false),
         cache: None,
-        callbacks: callbacks(m, issues, ni),
+        callbacks: callbacks(m, issues, ni, webhook_names),
+        webhooks: Vec::new(),
         otel: None,
         require_auth_for_metrics: field(m, S, "require_auth_for_metrics_endpoint", as_bool, issues)
             .unwrap_or(true),
@@ -174,6 +180,7 @@ fn callbacks(
     m: &Map<String, Value>,
     issues: &mut Vec<ConfigIssue>,
     ni: &mut Vec<String>,
+    webhook_names: &[String],
 ) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for key in ["callbacks", "success_callback", "failure_callback"] {
@@ -196,7 +203,7 @@ fn callbacks(
                 if !out.iter().any(|o| o == n) {
                     out.push(n.to_owned());
                 }
-            } else {
+            } else if !webhook_names.iter().any(|w| w == n) {
                 ni.push(format!("litellm_settings.{key}: {n}"));
             }
         }

@@ -443,3 +443,201 @@ fn redis_settings_from_config_or_env_and_the_password_stays_secret() {
     assert!(load("", &[]).unwrap().router.redis.is_none());
     assert!(load("router_settings:\n  redis_url: http://nope\n", &[]).is_err());
 }
+
+fn hook<'a>(cfg: &'a Config, name: &str) -> &'a crate::observe::webhook::WebhookSettings {
+    cfg.litellm
+        .webhooks
+        .iter()
+        .find(|w| w.name == name)
+        .unwrap_or_else(|| panic!("no webhook {name} in {:?}", cfg.litellm.webhooks))
+}
+
+fn header_names(w: &crate::observe::webhook::WebhookSettings) -> Vec<(String, String)> {
+    w.headers
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.expose().to_owned()))
+        .collect()
+}
+
+#[test]
+fn a_generic_api_callback_from_callback_settings() {
+    use crate::observe::webhook::LogFormat;
+    let cfg = load(
+        "litellm_settings:\n  callbacks: [\"my_hook\", \"prometheus\"]\ncallback_settings:\n  my_hook:\n    callback_type: generic_api\n    endpoint: os.environ/HOOK_URL\n    headers:\n      Authorization: os.environ/HOOK_AUTH\n      X-Env: prod\n    event_types: [llm_api_failure]\n    log_format: ndjson\n    batch_size: 50\n    flush_interval: 2.5\n    max_retries: 2\n  otel:\n    message_logging: false\n",
+        &[
+            ("HOOK_URL", "https://logs.example.com/ingest/tok-123"),
+            ("HOOK_AUTH", "Bearer hook-secret"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(cfg.litellm.callbacks, ["prometheus"]);
+    let w = hook(&cfg, "my_hook");
+    assert_eq!(
+        w.endpoint.expose(),
+        "https://logs.example.com/ingest/tok-123"
+    );
+    assert_eq!(w.origin, "https://logs.example.com");
+    assert_eq!(
+        header_names(w),
+        [
+            ("authorization".to_owned(), "Bearer hook-secret".to_owned()),
+            ("x-env".to_owned(), "prod".to_owned())
+        ]
+    );
+    assert_eq!((w.success, w.failure), (false, true));
+    assert_eq!(w.log_format, LogFormat::Ndjson);
+    assert_eq!(w.batch_size, 50);
+    assert_eq!(w.flush_interval, std::time::Duration::from_millis(2500));
+    assert_eq!(w.max_retries, 2);
+    assert!(cfg.not_implemented.is_empty(), "{:?}", cfg.not_implemented);
+    let debug = format!("{cfg:?}");
+    assert!(
+        !debug.contains("hook-secret") && !debug.contains("tok-123"),
+        "{debug}"
+    );
+
+    // Under litellm_settings too; the top-level entry wins; an entry no
+    // list names is on for every event.
+    let cfg = load(
+        "litellm_settings:\n  callback_settings:\n    a: {callback_type: generic_api, endpoint: \"http://in-litellm/a\"}\n    b: {callback_type: generic_api, endpoint: \"http://in-litellm/b\", log_format: single}\ncallback_settings:\n  b: {callback_type: generic_api, endpoint: \"http://top/b\"}\n",
+        &[],
+    )
+    .unwrap();
+    assert_eq!(hook(&cfg, "a").endpoint.expose(), "http://in-litellm/a");
+    let b = hook(&cfg, "b");
+    assert_eq!(b.endpoint.expose(), "http://top/b");
+    assert_eq!(b.log_format, LogFormat::JsonArray);
+    assert!(b.success && b.failure);
+    assert_eq!(b.batch_size, 512);
+    assert_eq!(b.flush_interval, std::time::Duration::from_secs(5));
+}
+
+#[test]
+fn generic_api_from_the_environment_and_urls_in_callbacks() {
+    let env = [
+        ("GENERIC_LOGGER_ENDPOINT", "http://collector:8080/logs"),
+        (
+            "GENERIC_LOGGER_HEADERS",
+            "Authorization=Bearer env-tok,X-Source=gw",
+        ),
+        ("DEFAULT_BATCH_SIZE", "7"),
+    ];
+    let cfg = load(
+        "litellm_settings:\n  success_callback: [generic_api]\n",
+        &env,
+    )
+    .unwrap();
+    let w = hook(&cfg, "generic_api");
+    assert_eq!(w.endpoint.expose(), "http://collector:8080/logs");
+    assert_eq!((w.success, w.failure), (true, false));
+    assert_eq!(w.batch_size, 7);
+    assert_eq!(
+        header_names(w),
+        [
+            ("authorization".to_owned(), "Bearer env-tok".to_owned()),
+            ("x-source".to_owned(), "gw".to_owned())
+        ]
+    );
+    assert!(cfg.not_implemented.is_empty(), "{:?}", cfg.not_implemented);
+
+    // Older `generic` and `webhook` are the same webhook; the lists add up.
+    let cfg = load(
+        "litellm_settings:\n  success_callback: [generic]\n  failure_callback: [webhook]\n",
+        &env,
+    )
+    .unwrap();
+    assert_eq!(cfg.litellm.webhooks.len(), 1);
+    let w = hook(&cfg, "generic_api");
+    assert!(w.success && w.failure);
+    let cfg = load("litellm_settings:\n  failure_callback: generic_api\n", &env).unwrap();
+    assert_eq!(
+        (
+            hook(&cfg, "generic_api").success,
+            hook(&cfg, "generic_api").failure
+        ),
+        (false, true)
+    );
+
+    // A URL as the name: defaults, plus the environment's headers.
+    let cfg = load(
+        "litellm_settings:\n  callbacks: [\"https://hooks.example.com/T0/secret-path\"]\n  generic_logger_headers: {X-Source: cfg}\n",
+        &env,
+    )
+    .unwrap();
+    let w = hook(&cfg, "https://hooks.example.com");
+    assert_eq!(
+        w.endpoint.expose(),
+        "https://hooks.example.com/T0/secret-path"
+    );
+    assert!(w.success && w.failure);
+    assert_eq!(
+        header_names(w)[1],
+        ("x-source".to_owned(), "cfg".to_owned())
+    );
+    assert!(cfg.not_implemented.is_empty(), "{:?}", cfg.not_implemented);
+    assert!(!format!("{cfg:?}").contains("secret-path"));
+}
+
+#[test]
+fn bad_webhook_settings_are_errors_with_their_path() {
+    let e = load(
+        "litellm_settings:\n  success_callback: [generic_api]\n",
+        &[],
+    )
+    .unwrap_err();
+    assert_eq!(paths(&e), vec!["litellm_settings.success_callback"]);
+    assert!(e.to_string().contains("GENERIC_LOGGER_ENDPOINT"), "{e}");
+    let e = load(
+        "litellm_settings:\n  callbacks: [generic_api]\n",
+        &[("GENERIC_LOGGER_ENDPOINT", "ftp://x/y")],
+    )
+    .unwrap_err();
+    assert_eq!(paths(&e), vec!["litellm_settings.callbacks"]);
+
+    let e = load(
+        "callback_settings:\n  nourl: {callback_type: generic_api}\n  badurl: {callback_type: generic_api, endpoint: \"not a url\"}\n  fmt: {callback_type: generic_api, endpoint: \"http://h/\", log_format: xml, event_types: [llm_api_success, llm_api_stream], batch_size: 0, flush_interval: soon, headers: [a, b], max_retries: -1}\n  listed: {callback_type: generic_api, endpoint: 42}\n",
+        &[],
+    )
+    .unwrap_err();
+    let mut p = paths(&e);
+    p.sort();
+    assert_eq!(
+        p,
+        vec![
+            "callback_settings.badurl.endpoint",
+            "callback_settings.fmt.batch_size",
+            "callback_settings.fmt.event_types[1]",
+            "callback_settings.fmt.flush_interval",
+            "callback_settings.fmt.headers",
+            "callback_settings.fmt.log_format",
+            "callback_settings.fmt.max_retries",
+            "callback_settings.listed.endpoint",
+            "callback_settings.nourl.endpoint",
+        ],
+        "{e}"
+    );
+    let e = load("callback_settings: [a]\n", &[]).unwrap_err();
+    assert_eq!(paths(&e), vec!["callback_settings"]);
+    let e = load(
+        "callback_settings:\n  h: {callback_type: generic_api, endpoint: \"http://h/\", headers: {\"bad header\": x}}\n",
+        &[],
+    )
+    .unwrap_err();
+    assert_eq!(paths(&e), vec!["callback_settings.h.headers.bad header"]);
+
+    // Not errors: keys of other callbacks, unknown entry keys.
+    let cfg = load(
+        "callback_settings:\n  h: {callback_type: generic_api, endpoint: \"http://h/\", retry_jitter: 1}\n  langfuse: {public_key: x}\n",
+        &[],
+    )
+    .unwrap();
+    let mut ni = cfg.not_implemented.clone();
+    ni.sort();
+    assert_eq!(
+        ni,
+        [
+            "callback_settings.h.retry_jitter",
+            "callback_settings.langfuse"
+        ]
+    );
+}

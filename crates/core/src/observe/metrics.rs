@@ -1193,13 +1193,10 @@ fn route(t: CallType) -> &'static str {
     }
 }
 
-/// LiteLLM's exception class names (`Openai.RateLimitError`, …): the
-/// provider, capitalised, before errors that came from an upstream.
-fn exception_class(status: u16, class: &str, provider: Option<&str>) -> String {
-    if status == 200 {
-        return NONE.to_owned();
-    }
-    let name = match (class, status) {
+/// LiteLLM's exception class for a failure's status and the gateway's
+/// error kind (`RateLimitError`, `Timeout`, …), without a provider.
+pub(crate) fn exception_class_name(status: u16, class: &str) -> &'static str {
+    match (class, status) {
         ("timeout", _) | (_, 408) | (_, 504) => "Timeout",
         ("connect_error", _) => "APIConnectionError",
         ("context_window", _) => "ContextWindowExceededError",
@@ -1212,12 +1209,26 @@ fn exception_class(status: u16, class: &str, provider: Option<&str>) -> String {
         (_, 503) => "ServiceUnavailableError",
         (_, 500) => "InternalServerError",
         _ => "APIError",
-    };
-    let upstream = matches!(
+    }
+}
+
+/// Whether an error kind came from an upstream (LiteLLM then names the
+/// provider with the class).
+pub(crate) fn is_upstream_error(class: &str) -> bool {
+    matches!(
         class,
         "upstream_error" | "timeout" | "connect_error" | "bad_upstream_response" | "context_window"
-    );
-    match provider.filter(|p| upstream && !p.is_empty()) {
+    )
+}
+
+/// LiteLLM's exception class names (`Openai.RateLimitError`, …): the
+/// provider, capitalised, before errors that came from an upstream.
+fn exception_class(status: u16, class: &str, provider: Option<&str>) -> String {
+    if status == 200 {
+        return NONE.to_owned();
+    }
+    let name = exception_class_name(status, class);
+    match provider.filter(|p| is_upstream_error(class) && !p.is_empty()) {
         Some(p) => {
             let mut chars = p.chars();
             let first: String = chars

@@ -1,5 +1,5 @@
-//! Observability: Prometheus metrics, process metrics, OpenTelemetry traces
-//! and the one log line per request. Each is a
+//! Observability: Prometheus metrics, process metrics, OpenTelemetry traces,
+//! webhooks and the one log line per request. Each is a
 //! [`CallSink`](crate::meter::CallSink) or reads the gateway's state when
 //! scraped; none of them sees prompts or answers.
 
@@ -7,6 +7,7 @@ pub mod metrics;
 pub mod otel;
 pub mod process;
 pub mod request_log;
+pub mod webhook;
 
 use std::sync::Arc;
 
@@ -20,12 +21,20 @@ pub use request_log::RequestLog;
 /// The `callbacks` names this version acts on.
 pub const IMPLEMENTED_CALLBACKS: &[&str] = &["prometheus", "otel"];
 
-/// The metrics registry (when `callbacks` names `prometheus`), the trace
-/// exporter (when it names `otel`) and the sinks every gateway starts with.
-pub fn setup(
-    config: &Config,
-    router: &Router,
-) -> (Option<Arc<Metrics>>, Option<Arc<otel::Otel>>, Sinks) {
+/// What the config's callbacks start.
+pub struct Observers {
+    /// The metrics registry, when `callbacks` names `prometheus`.
+    pub metrics: Option<Arc<Metrics>>,
+    /// The trace exporter, when `callbacks` names `otel`.
+    pub otel: Option<Arc<otel::Otel>>,
+    /// The webhooks (`generic_api` callbacks), each with its task.
+    pub webhooks: Vec<Arc<webhook::Webhook>>,
+    /// The sinks every gateway starts with.
+    pub sinks: Sinks,
+}
+
+/// Start what the config's callbacks ask for.
+pub fn setup(config: &Config, router: &Router) -> Observers {
     let mut sinks = Sinks::default();
     let metrics = config
         .litellm
@@ -43,10 +52,27 @@ pub fn setup(
     if otel.is_some() {
         sinks.add(Arc::new(otel::OtelSink));
     }
+    let webhooks: Vec<Arc<webhook::Webhook>> = config
+        .litellm
+        .webhooks
+        .iter()
+        .map(webhook::Webhook::start)
+        .collect();
+    if !webhooks.is_empty() {
+        sinks.add(Arc::new(
+            webhook::WebhookSink::new(&webhooks)
+                .with_groups(router, config.router.model_group_alias.keys()),
+        ));
+    }
     // One INFO line per request, unless INFO is filtered out for it (then the
     // record would be built for nothing).
     if tracing::enabled!(target: request_log::TARGET, tracing::Level::INFO) {
         sinks.add(Arc::new(RequestLog));
     }
-    (metrics, otel, sinks)
+    Observers {
+        metrics,
+        otel,
+        webhooks,
+        sinks,
+    }
 }
