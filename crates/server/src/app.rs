@@ -80,10 +80,15 @@ pub fn build_app(state: AppState) -> Router {
         // Read by the request-context extractor; absent with otel off.
         r = r.layer(axum::Extension(otel));
     }
+    // One middleware for the UI session, the key check and the security
+    // headers: axum wraps (and clones and boxes, per request) every route in
+    // each layer, so three layers cost three times what one does.
+    let front = FrontDoor {
+        state: state.clone(),
+        ui,
+    };
     r.fallback(not_found)
-        .layer(middleware::from_fn_with_state(state.clone(), authenticate))
-        .layer(middleware::from_fn_with_state(ui, crate::ui::session_layer))
-        .layer(middleware::map_response(security_headers))
+        .layer(middleware::from_fn_with_state(front, front_door))
         .layer(CatchPanicLayer::custom(|_| {
             error_response(
                 &GatewayError::Internal("internal error: the request handler failed".into()),
@@ -123,10 +128,28 @@ fn presented_key(req: &Request) -> Option<&str> {
         .or_else(|| gemini::query_key(req.uri()))
 }
 
-async fn authenticate(State(state): State<AppState>, req: Request, next: Next) -> Response {
+#[derive(Clone)]
+struct FrontDoor {
+    state: AppState,
+    ui: crate::ui::Ui,
+}
+
+/// Every request: a UI session may stand for the master key (with its CSRF
+/// token on writes), then the key is checked, then the answer gets the
+/// security headers — whichever of them answered.
+async fn front_door(State(front): State<FrontDoor>, req: Request, next: Next) -> Response {
+    let mut resp = match crate::ui::apply_session(&front.ui, req) {
+        Ok(req) => authenticate(&front.state, req, next).await,
+        Err(refused) => *refused,
+    };
+    security_headers(&mut resp);
+    resp
+}
+
+async fn authenticate(state: &AppState, req: Request, next: Next) -> Response {
     if OPEN_ROUTES.contains(&req.uri().path())
         || crate::ui::is_ui_path(req.uri().path())
-        || (metrics::is_metrics_path(req.uri().path()) && metrics::open(&state))
+        || (metrics::is_metrics_path(req.uri().path()) && metrics::open(state))
     {
         return next.run(req).await;
     }
@@ -145,7 +168,7 @@ async fn authenticate(State(state): State<AppState>, req: Request, next: Next) -
             let path = req.uri().path().to_owned();
             let e = match (&state.gw.keys, presented_key(&req).map(str::to_owned)) {
                 (Some(keys), Some(key)) => {
-                    match crate::key_auth::admit(&state, keys, &key, req).await {
+                    match crate::key_auth::admit(state, keys, &key, req).await {
                         Ok(req) => return next.run(req).await,
                         Err(e) => e,
                     }
@@ -165,14 +188,13 @@ async fn authenticate(State(state): State<AppState>, req: Request, next: Next) -
     }
 }
 
-async fn security_headers(mut resp: Response) -> Response {
+fn security_headers(resp: &mut Response) {
     let h = resp.headers_mut();
     h.insert(
         "x-content-type-options",
         HeaderValue::from_static("nosniff"),
     );
     h.insert("x-frame-options", HeaderValue::from_static("DENY"));
-    resp
 }
 
 /// Serve until `shutdown` resolves, then finish in-flight requests.

@@ -5,7 +5,7 @@
 //! through the gateway's own management API.
 //!
 //! Access: log in with the master key (or `UI_USERNAME`/`UI_PASSWORD`, as
-//! LiteLLM) to get a session cookie (see [`session`]). [`session_layer`] lets
+//! LiteLLM) to get a session cookie (see [`session`]). [`apply_session`] lets
 //! that cookie stand for the master key on the gateway's other routes, and
 //! requires the session's CSRF token on every state-changing request it
 //! authorizes. UI pages without a session redirect to the login page; the
@@ -19,8 +19,7 @@ mod stats;
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::{Request, State};
-use axum::middleware::Next;
+use axum::extract::Request;
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Extension, Router};
@@ -178,30 +177,30 @@ fn is_safe(m: &Method) -> bool {
 /// (the management API, a model test call). A request that presents a key
 /// itself is left alone. State-changing requests must carry the session's
 /// CSRF token in `x-csrf-token`.
-pub async fn session_layer(State(ui): State<Ui>, mut req: Request, next: Next) -> Response {
+pub fn apply_session(ui: &Ui, mut req: Request) -> Result<Request, Box<Response>> {
     if is_ui_path(req.uri().path())
         || has_presented_key(req.headers())
         || crate::routes::gemini::query_key(req.uri()).is_some()
     {
-        return next.run(req).await;
+        return Ok(req);
     }
     let Some(master) = ui.0.master.clone() else {
-        return next.run(req).await;
+        return Ok(req);
     };
     let Some(sess) = ui.session(req.headers()) else {
-        return next.run(req).await;
+        return Ok(req);
     };
     if !is_safe(req.method()) && !ui.csrf_ok(&sess, req.headers()) {
-        return api::json_error(
+        return Err(Box::new(api::json_error(
             StatusCode::FORBIDDEN,
             "Missing or invalid CSRF token: reload the page and try again.",
-        );
+        )));
     }
     if let Ok(mut v) = HeaderValue::from_str(&format!("Bearer {master}")) {
         v.set_sensitive(true);
         req.headers_mut().insert(header::AUTHORIZATION, v);
     }
-    next.run(req).await
+    Ok(req)
 }
 
 /// A response with `Cache-Control: no-store` and the UI's content policy.
