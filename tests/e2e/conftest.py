@@ -120,6 +120,7 @@ model_list:
 litellm_settings:
   num_retries: 0
   request_timeout: 10
+  callbacks: ["prometheus"]
 
 general_settings:
   master_key: "{MASTER_KEY}"
