@@ -20,6 +20,9 @@ pub struct Principal {
     pub team_alias: Option<String>,
     /// Allowed to use the management API.
     pub admin: bool,
+    /// The model group the key's `aliases` map the requested model to; the
+    /// server sends the call there.
+    pub model_alias: Option<String>,
     /// What the key check keeps alive for the call (rate-limit slots, a
     /// budget reservation): released when the last copy of the principal
     /// drops, i.e. once the call's record has been emitted.

@@ -45,6 +45,46 @@ fn is_llm_call(path: &str) -> bool {
     ENDS.iter().any(|e| path.ends_with(e))
 }
 
+/// The body with its `model` replaced (a key alias); unchanged if it is not
+/// a JSON object (the handler rejects it).
+fn with_body_model(bytes: bytes::Bytes, target: &str) -> bytes::Bytes {
+    let Ok(serde_json::Value::Object(mut body)) = serde_json::from_slice(&bytes) else {
+        return bytes;
+    };
+    body.insert("model".into(), serde_json::Value::String(target.to_owned()));
+    serde_json::to_vec(&body).map_or(bytes, bytes::Bytes::from)
+}
+
+/// The URI with the model segment of its path replaced (a key alias).
+fn with_path_model(uri: &http::Uri, asked: &str, target: &str) -> http::Uri {
+    let path = uri.path();
+    let replaced = [("/", "/"), ("/", ":")].iter().find_map(|(pre, post)| {
+        let from = format!("{pre}{asked}{post}");
+        path.find(&from).map(|at| {
+            format!(
+                "{}{pre}{target}{post}{}",
+                &path[..at],
+                &path[at + from.len()..]
+            )
+        })
+    });
+    let Some(path) = replaced else {
+        return uri.clone();
+    };
+    let pq = match uri.query() {
+        Some(q) => format!("{path}?{q}"),
+        None => path,
+    };
+    let mut parts = uri.clone().into_parts();
+    match pq.parse() {
+        Ok(pq) => {
+            parts.path_and_query = Some(pq);
+            http::Uri::from_parts(parts).unwrap_or_else(|_| uri.clone())
+        }
+        Err(_) => uri.clone(),
+    }
+}
+
 /// A model named in the path: `/engines/{m}/…`, `/openai/deployments/{m}/…`,
 /// Gemini's `/v1beta/models/{m}:generateContent`.
 fn path_model(path: &str) -> Option<String> {
@@ -70,7 +110,8 @@ pub async fn admit(
     let billable = req.method() == http::Method::POST && is_llm_call(path);
     let (principal, req) = if billable {
         let from_path = path_model(path);
-        let (parts, body) = req.into_parts();
+        let in_path = from_path.is_some();
+        let (mut parts, body) = req.into_parts();
         let limit = state.gw.max_request_bytes();
         let bytes = axum::body::to_bytes(body, limit).await.map_err(|_| {
             GatewayError::PayloadTooLarge(format!(
@@ -97,6 +138,14 @@ pub async fn admit(
             group,
         };
         let principal = keys.authorize(presented, &info).await?;
+        let bytes = match (&principal.model_alias, &info.model) {
+            (Some(target), Some(asked)) if in_path => {
+                parts.uri = with_path_model(&parts.uri, asked, target);
+                bytes
+            }
+            (Some(target), Some(_)) => with_body_model(bytes, target),
+            _ => bytes,
+        };
         (principal, Request::from_parts(parts, Body::from(bytes)))
     } else {
         (keys.authorize(presented, &CallInfo::default()).await?, req)
@@ -109,6 +158,32 @@ pub async fn admit(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_alias_replaces_the_model_in_the_body_or_the_path() {
+        let body = bytes::Bytes::from_static(br#"{"model":"fast","messages":[],"n":1}"#);
+        let out: serde_json::Value =
+            serde_json::from_slice(&with_body_model(body, "gpt-4o-mini")).unwrap();
+        assert_eq!(
+            out,
+            serde_json::json!({"model":"gpt-4o-mini","messages":[],"n":1})
+        );
+        let not_json = bytes::Bytes::from_static(b"not json");
+        assert_eq!(with_body_model(not_json.clone(), "x"), not_json);
+
+        let uri: http::Uri = "/v1beta/models/fast:streamGenerateContent?alt=sse&key=k"
+            .parse()
+            .unwrap();
+        assert_eq!(
+            with_path_model(&uri, "fast", "gemini-pro").to_string(),
+            "/v1beta/models/gemini-pro:streamGenerateContent?alt=sse&key=k"
+        );
+        let uri: http::Uri = "/openai/deployments/fast/chat/completions".parse().unwrap();
+        assert_eq!(
+            with_path_model(&uri, "fast", "big").to_string(),
+            "/openai/deployments/big/chat/completions"
+        );
+    }
 
     #[test]
     fn models_in_paths() {

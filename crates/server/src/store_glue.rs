@@ -41,6 +41,11 @@ impl KeyDirectory for StoreBackend {
                 tpm_limit: k.tpm_limit,
                 rpm_limit: k.rpm_limit,
                 blocked: k.blocked,
+                aliases: k
+                    .aliases
+                    .into_iter()
+                    .filter_map(|(from, to)| to.as_str().map(|to| (from, to.to_owned())))
+                    .collect(),
             }))
         })
     }

@@ -283,6 +283,66 @@ async fn keys_are_checked_in_order_with_litellm_errors() {
 }
 
 #[tokio::test]
+async fn a_keys_aliases_send_a_model_name_to_another_group() {
+    let e = start(MockOpenAi::start().await).await;
+    // LiteLLM's example: the key may only use `other`, and `m` is its alias.
+    e.key("sk-aliased", |k| {
+        k.models = vec!["other".into()];
+        k.aliases.insert("m".into(), json!("other"));
+        k.aliases.insert("fast".into(), json!("other"));
+    })
+    .await;
+    let (s, h, b) = e.chat("sk-aliased", hi()).await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(h["x-litellm-model-group"], "other");
+    let (s, h, _) = e
+        .chat(
+            "sk-aliased",
+            json!({"model":"fast","messages":[{"role":"user","content":"x"}]}),
+        )
+        .await;
+    assert_eq!(
+        (s, h["x-litellm-model-group"].to_str().unwrap()),
+        (200, "other")
+    );
+    let seen = e._up.calls();
+    assert_eq!(
+        seen.last().unwrap().body["model"],
+        "up-other",
+        "sent to the alias's deployment"
+    );
+    // A stream through the alias.
+    let r = e
+        .post("sk-aliased", "/v1/chat/completions")
+        .json(&json!({"model":"m","stream":true,"messages":[{"role":"user","content":"x"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(r.headers()["x-litellm-model-group"], "other");
+    assert!(r.text().await.unwrap().ends_with("data: [DONE]\n\n"));
+    // Another key without the alias: `fast` is no model at all, and `m`
+    // is still `m` (here refused: that key may only use `other`).
+    e.key("sk-plain", |k| k.models = vec!["other".into()]).await;
+    let (s, _, b) = e
+        .chat("sk-plain", json!({"model":"fast","messages":[]}))
+        .await;
+    assert_eq!(s, 401, "{b}");
+    let (s, _, b) = e.chat("sk-plain", hi()).await;
+    assert_eq!(
+        (s, b["error"]["type"].as_str()),
+        (401, Some("key_model_access_denied"))
+    );
+    // The spend row names the group that served the call.
+    e.settled(3).await;
+    let calls = e.calls.n.lock().unwrap().clone();
+    assert!(
+        calls.iter().all(|c| c.meta.model_group == "other"),
+        "{calls:?}"
+    );
+}
+
+#[tokio::test]
 async fn management_routes_need_an_admin_key() {
     let e = start(MockOpenAi::start().await).await;
     e.key("sk-plain", |_| {}).await;

@@ -598,6 +598,26 @@ impl KeyEnforcer {
                 ),
             ));
         }
+        // The key's own model aliases (LiteLLM's key `aliases`): the call is
+        // checked, limited and served as a call to the group it maps to.
+        let model_alias = call
+            .model
+            .as_deref()
+            .and_then(|m| k.aliases.get(m))
+            .filter(|target| !target.is_empty())
+            .cloned();
+        let aliased;
+        let call = match &model_alias {
+            Some(target) => {
+                aliased = CallInfo {
+                    model: Some(target.clone()),
+                    group: Some(target.clone()),
+                    ..call.clone()
+                };
+                &aliased
+            }
+            None => call,
+        };
         // 4. model access: the key's models, then its team's.
         let model = call.model.as_deref().unwrap_or_default();
         if !self.model_allowed(&k.models, call) {
@@ -633,6 +653,7 @@ impl KeyEnforcer {
             team_id: k.team_id.clone(),
             team_alias: l.team.as_ref().and_then(|t| t.team_alias.clone()),
             admin,
+            model_alias,
             hold: None,
         };
         if call.model.is_none() {

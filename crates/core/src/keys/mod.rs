@@ -47,6 +47,9 @@ pub struct KeyRecord {
     pub tpm_limit: Option<i64>,
     pub rpm_limit: Option<i64>,
     pub blocked: bool,
+    /// Model names this key routes elsewhere (`aliases` on `/key/generate`):
+    /// a request for a name here is served by the model group it maps to.
+    pub aliases: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]

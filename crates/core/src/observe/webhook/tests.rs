@@ -38,6 +38,7 @@ fn record(id: &str) -> CallRecord {
             team_id: Some("t1".into()),
             team_alias: Some("Team One".into()),
             admin: false,
+            model_alias: None,
             hold: None,
         })),
         ..Default::default()
