@@ -105,6 +105,19 @@ impl CallRecord {
     pub fn succeeded(&self) -> bool {
         self.error.is_none()
     }
+
+    /// Prompt, completion and total tokens (0s without usage); the total is
+    /// the upstream's, or the sum when it sent none.
+    pub fn tokens(&self) -> (u64, u64, u64) {
+        self.usage.as_ref().map_or((0, 0, 0), |u| {
+            let total = if u.total_tokens > 0 {
+                u.total_tokens
+            } else {
+                u.prompt_tokens + u.completion_tokens
+            };
+            (u.prompt_tokens, u.completion_tokens, total)
+        })
+    }
 }
 
 /// Something that wants every finished call.

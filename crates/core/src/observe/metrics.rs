@@ -853,14 +853,7 @@ impl Metrics {
                 0.0
             });
         }
-        let (input, output, total) = rec.usage.as_ref().map_or((0, 0, 0), |u| {
-            let total = if u.total_tokens > 0 {
-                u.total_tokens
-            } else {
-                u.prompt_tokens + u.completion_tokens
-            };
-            (u.prompt_tokens, u.completion_tokens, total)
-        });
+        let (input, output, total) = rec.tokens();
         inc(&h.total_tokens, total);
         inc(&h.input_tokens, input);
         inc(&h.output_tokens, output);

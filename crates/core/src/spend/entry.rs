@@ -62,14 +62,7 @@ impl SpendEntry {
         let start = rec.start_time.unwrap_or_else(SystemTime::now);
         let end = start.checked_add(rec.latency).unwrap_or(start);
         let p = rec.principal.as_deref();
-        let (prompt, completion, total) = rec.usage.as_ref().map_or((0, 0, 0), |u| {
-            let total = if u.total_tokens > 0 {
-                u.total_tokens
-            } else {
-                u.prompt_tokens + u.completion_tokens
-            };
-            (u.prompt_tokens, u.completion_tokens, total)
-        });
+        let (prompt, completion, total) = rec.tokens();
         let group = if rec.meta.model_group.is_empty() {
             rec.requested_model.clone()
         } else {

@@ -159,14 +159,7 @@ impl Event {
             .filter(|_| rec.stream)
             .map(|t| start_time + t.as_secs_f64());
         let completion_start_time = first.unwrap_or(end_time);
-        let (prompt, completion, total) = rec.usage.as_ref().map_or((0, 0, 0), |u| {
-            let total = if u.total_tokens > 0 {
-                u.total_tokens
-            } else {
-                u.prompt_tokens + u.completion_tokens
-            };
-            (u.prompt_tokens, u.completion_tokens, total)
-        });
+        let (prompt, completion, total) = rec.tokens();
         let api_base = rec
             .meta
             .api_base
